@@ -1,0 +1,92 @@
+"""The work queue: one mechanism hands out every kind of work (see services/queue.py)."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotations.models.projects import Project, WorkKind
+
+
+class WorkItem(models.Model):
+    """One unit of work that `required_labels` distinct labelers each do once."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="work_items")
+    kind = models.CharField(max_length=20, choices=WorkKind.choices)
+    prompt = models.ForeignKey(
+        "annotations.Prompt", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    comparison = models.ForeignKey(
+        "annotations.ComparisonTask",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="work_items",
+    )
+    priority = models.IntegerField(default=0)
+    required_labels = models.PositiveSmallIntegerField(default=1)
+    done_count = models.PositiveSmallIntegerField(default=0)
+    active_leases = models.PositiveSmallIntegerField(default=0)
+    is_open = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["project", "kind", "-priority", "id"],
+                name="workitem_open_queue",
+                condition=Q(is_open=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(done_count__lte=models.F("required_labels")),
+                name="workitem_done_le_required",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+
+class AssignmentState(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+    RELEASED = "released", "Released by an admin"
+
+
+class Assignment(models.Model):
+    """A labeler's lease on a work item, and afterwards the record of what became of it."""
+
+    item = models.ForeignKey(WorkItem, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    token = models.UUIDField(default=uuid.uuid4, unique=True)
+    state = models.CharField(
+        max_length=10, choices=AssignmentState.choices, default=AssignmentState.LEASED
+    )
+    leased_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "labeler"], name="assignment_once_per_labeler")
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="assignment_live_leases",
+                condition=Q(state="leased"),
+            ),
+            models.Index(fields=["labeler", "state"], name="assignment_labeler_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} -> {self.labeler_id} ({self.state})"

@@ -1,0 +1,96 @@
+"""Who may do what: the roles (Django groups) and every check of them, in one place."""
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from rest_framework.permissions import BasePermission
+
+
+class Role(StrEnum):
+    LABELER = "labeler"
+    REVIEWER = "reviewer"  # a labeler who may also review demonstrations
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+
+
+# What each action needs. Pages and APIs name an action; only this table says who may do it.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "label": frozenset({Role.LABELER, Role.REVIEWER}),
+    "review": frozenset({Role.REVIEWER, Role.ADMIN}),
+    "manage": frozenset({Role.ADMIN}),
+    "import_prompts": frozenset({Role.ADMIN}),
+    "view_jobs": frozenset({Role.ADMIN, Role.ENGINEER}),
+    "export": frozenset({Role.ADMIN, Role.ENGINEER}),
+    "generate": frozenset({Role.ENGINEER, Role.ADMIN}),
+    "train": frozenset({Role.ENGINEER}),
+}
+
+
+def user_roles(user: Any) -> frozenset[Role]:
+    """The user's roles, cached on the user object for the request."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_labelapp_roles", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        cached = frozenset(Role(name) for name in names if name in Role._value2member_map_)
+        if user.is_superuser:
+            cached = cached | {Role.ADMIN}
+        user._labelapp_roles = cached
+    return cached
+
+
+def user_can(user: Any, action: str) -> bool:
+    return bool(user_roles(user) & PERMISSIONS[action])
+
+
+def ensure_role_groups() -> None:
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+
+
+def user_set_roles(*, user: Any, roles: list[Role]) -> None:
+    """Give the user exactly these roles. Admins are staff, so the Django admin lets them in."""
+    ensure_role_groups()
+    user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))
+    user.is_staff = Role.ADMIN in roles or user.is_superuser
+    user.save(update_fields=["is_staff"])
+    user.__dict__.pop("_labelapp_roles", None)
+
+
+def require(action: str) -> Callable:
+    """View decorator: anonymous users go to the login page; users without the role get 403."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not user_can(request.user, action):
+                raise PermissionDenied(f"This page needs the {action!r} permission.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def api_permission(action: str) -> type[BasePermission]:
+    """A DRF permission class for one action of PERMISSIONS."""
+
+    class _Permission(BasePermission):
+        message = f"Your account may not do this (it needs the {action!r} permission)."
+
+        def has_permission(self, request: Any, view: Any) -> bool:
+            return bool(request.user and request.user.is_authenticated) and user_can(
+                request.user, action
+            )
+
+    _Permission.__name__ = f"Can{action.title().replace('_', '')}"
+    return _Permission

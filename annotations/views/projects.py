@@ -1,0 +1,83 @@
+"""Project pages: list, create, edit, detail, guidelines."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from annotations.errors import ApplicationError
+from annotations.forms import ProjectForm
+from annotations.roles import require, user_can
+from annotations.selectors.access import jobs_for_user, project_get_for_user, projects_for_user
+from annotations.selectors.projects import label_schema_current, project_prompt_counts
+from annotations.services.projects import project_create, project_update
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    projects = projects_for_user(user=request.user)
+    jobs = jobs_for_user(user=request.user)[:10]
+    return render(request, "annotations/home.html", {"projects": projects, "jobs": jobs})
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "annotations/project_list.html", {"projects": projects_for_user(user=request.user)}
+    )
+
+
+def _form_errors_from(form: ProjectForm, exc: ApplicationError) -> None:
+    fields = exc.details.get("fields") or {}
+    for field, errors in fields.items():
+        form.add_error(field if field in form.fields else None, errors)
+    if not fields:
+        form.add_error(None, exc.message)
+
+
+@require("manage")
+def project_new(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(user=request.user, data=form.cleaned_data)
+        except ApplicationError as exc:
+            _form_errors_from(form, exc)
+        else:
+            messages.success(request, f"Project {project.name} created.")
+            return redirect("project_detail", slug=project.slug)
+    return render(request, "annotations/project_form.html", {"form": form, "project": None})
+
+
+@require("manage")
+def project_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_user(user=request.user, slug=slug, action="manage")
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_update(project=project, data=form.cleaned_data)
+        except ApplicationError as exc:
+            _form_errors_from(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("project_detail", slug=project.slug)
+    return render(request, "annotations/project_form.html", {"form": form, "project": project})
+
+
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_user(user=request.user, slug=slug)
+    context = {
+        "project": project,
+        "schema": label_schema_current(project=project),
+        "counts": project_prompt_counts(project=project)
+        if user_can(request.user, "view_jobs")
+        else None,
+    }
+    return render(request, "annotations/project_detail.html", context)
+
+
+@login_required
+def project_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_user(user=request.user, slug=slug)
+    return render(request, "annotations/guidelines.html", {"project": project})
