@@ -15,9 +15,10 @@ $(PY):
 	$(PIP) install -q --upgrade pip wheel
 
 # torch first, pinned: anything that depends on torch would otherwise pull a multi-GB CUDA build.
-$(STAMP): $(PY) $(REQS)
+$(STAMP): $(PY) $(REQS) package.json
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements/dev.txt
+	npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 venv: $(STAMP)

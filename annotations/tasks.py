@@ -33,3 +33,20 @@ def import_prompts(job_id: int) -> None:
 def task_for_kind(kind: str) -> Task:
     tasks: dict[str, Task] = {JobKind.IMPORT_PROMPTS: import_prompts}
     return tasks[kind]
+
+
+@shared_task(
+    name="annotations.expire_leases",
+    queue=Queue.DEFAULT,
+    soft_time_limit=60,
+    time_limit=90,
+    max_retries=0,
+)
+def expire_leases() -> int:
+    """Return expired leases to the pool (claims also do this for their own project)."""
+    from annotations.services.queue import leases_expire
+
+    total = 0
+    while (returned := leases_expire()) > 0:
+        total += returned
+    return total

@@ -42,6 +42,9 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/rerun/", jobs.job_rerun_skipping, name="job_rerun"),
     path("api/v1/", include(api_v1)),
+    path("", include("annotations.urls.labeler")),
+    path("", include("annotations.urls.ranking")),
+    path("", include("annotations.urls.engineer")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]

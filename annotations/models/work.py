@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from annotations.models.projects import Project, WorkKind
 
@@ -70,7 +71,7 @@ class Assignment(models.Model):
     state = models.CharField(
         max_length=10, choices=AssignmentState.choices, default=AssignmentState.LEASED
     )
-    leased_at = models.DateTimeField(auto_now_add=True)
+    leased_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     skip_reason = models.TextField(blank=True)

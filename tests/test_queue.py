@@ -1,0 +1,218 @@
+"""The work queue on PostgreSQL: leases, skips, expiry, and many labelers at once."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from annotations.errors import ApplicationError
+from annotations.intake.pipeline import PromptIntake
+from annotations.intake.rows import PromptRow
+from annotations.models import Assignment, WorkItem
+from annotations.roles import Role
+from annotations.services.queue import (
+    assignment_complete,
+    assignment_release,
+    assignment_skip,
+    leases_expire,
+    task_claim_next,
+    work_items_create,
+)
+from tests.factories import UserFactory
+
+
+def make_items(project, n, *, kind="demonstration", required=1):
+    prompts = PromptIntake(project=project).add(
+        [PromptRow(line=i, text=f"Prompt {i} for the queue", customer_id=f"c{i}") for i in range(n)]
+    )
+    return work_items_create(project=project, kind=kind, prompts=prompts, required_labels=required)
+
+
+def real_queries(captured) -> list[str]:
+    """The statements a request runs, less the savepoints of the test's own transaction."""
+    return [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+
+
+def submit(labeler, project, **kwargs):
+    claim = task_claim_next(labeler=labeler, project=project, **kwargs)
+    if claim is None:
+        return None
+    with transaction.atomic():
+        assignment_complete(assignment=claim.assignment)
+    return claim.assignment
+
+
+@pytest.mark.django_db
+def test_claim_resume_submit_and_idempotence(project, labeler):
+    items = make_items(project, 2)
+    first = task_claim_next(labeler=labeler, project=project)
+    assert first is not None and not first.resumed
+    again = task_claim_next(labeler=labeler, project=project)
+    assert again.resumed and again.assignment.pk == first.assignment.pk
+    with transaction.atomic():
+        assert assignment_complete(assignment=first.assignment) is True
+    with transaction.atomic():
+        assert assignment_complete(assignment=first.assignment) is False  # submitted twice
+    item = WorkItem.objects.get(pk=first.assignment.item_id)
+    assert (item.done_count, item.active_leases, item.is_open) == (1, 0, False)
+    second = task_claim_next(labeler=labeler, project=project)
+    assert second.assignment.item_id == items[1].pk
+    with transaction.atomic():
+        assignment_complete(assignment=second.assignment)
+    assert task_claim_next(labeler=labeler, project=project) is None
+
+
+@pytest.mark.django_db
+def test_required_labels_go_to_distinct_labelers(project):
+    make_items(project, 1, required=2)
+    a, b, c = (UserFactory(roles=[Role.LABELER]) for _ in range(3))
+    assert submit(a, project) is not None
+    assert submit(a, project) is None  # never the same item twice
+    assert submit(b, project) is not None
+    assert submit(c, project) is None  # done by its two labelers
+    assert WorkItem.objects.get().is_open is False
+
+
+@pytest.mark.django_db
+def test_skip_returns_item_to_others_not_to_the_skipper(project):
+    make_items(project, 1)
+    a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
+    claim = task_claim_next(labeler=a, project=project)
+    with pytest.raises(ApplicationError, match="Say why"):
+        assignment_skip(labeler=a, token=claim.assignment.token, reason="  ")
+    skipped = assignment_skip(labeler=a, token=claim.assignment.token, reason="unclear prompt")
+    assert (skipped.state, skipped.skip_reason) == ("skipped", "unclear prompt")
+    assert task_claim_next(labeler=a, project=project) is None
+    assert task_claim_next(labeler=b, project=project) is not None
+
+
+@pytest.mark.django_db
+def test_expired_lease_returns_work(project):
+    make_items(project, 1)
+    a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
+    claim = task_claim_next(labeler=a, project=project)
+    assert task_claim_next(labeler=b, project=project) is None
+    Assignment.objects.filter(pk=claim.assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    taken = task_claim_next(labeler=b, project=project)
+    assert taken is not None and taken.assignment.item_id == claim.assignment.item_id
+    assert Assignment.objects.get(pk=claim.assignment.pk).state == "expired"
+    with transaction.atomic():
+        assignment_complete(assignment=taken.assignment)
+    with pytest.raises(ApplicationError, match="lease on this task ran out"), transaction.atomic():
+        assignment_complete(assignment=claim.assignment)
+    assert WorkItem.objects.get().done_count == 1
+
+
+@pytest.mark.django_db
+def test_late_submit_accepted_while_item_still_needs_labels(project, labeler):
+    make_items(project, 1)
+    claim = task_claim_next(labeler=labeler, project=project)
+    Assignment.objects.filter(pk=claim.assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert leases_expire(project=project) == 1
+    with transaction.atomic():
+        assert assignment_complete(assignment=claim.assignment) is True
+    item = WorkItem.objects.get()
+    assert (item.done_count, item.active_leases, item.is_open) == (1, 0, False)
+
+
+@pytest.mark.django_db
+def test_admin_release(project, labeler):
+    make_items(project, 1)
+    claim = task_claim_next(labeler=labeler, project=project)
+    assignment_release(assignment=claim.assignment)
+    assert WorkItem.objects.get().active_leases == 0
+    again = task_claim_next(labeler=labeler, project=project)
+    assert again is not None and not again.resumed
+
+
+@pytest.mark.django_db
+def test_kind_priorities(project, labeler):
+    make_items(project, 1, kind="prompt_annotation")
+    make_items(project, 0)
+    demo_items = work_items_create(
+        project=project, kind="demonstration", prompts=[project.prompts.first()]
+    )
+    claim = task_claim_next(labeler=labeler, project=project)
+    assert claim.assignment.item_id == demo_items[0].pk  # demonstrations outrank annotation
+    only = task_claim_next(
+        labeler=UserFactory(roles=[Role.LABELER]), project=project, kinds=["prompt_annotation"]
+    )
+    assert only.assignment.item.kind == "prompt_annotation"
+
+
+@pytest.mark.django_db
+def test_claim_query_count_does_not_grow_with_the_queue(project, labeler):
+    make_items(project, 5)
+    with CaptureQueriesContext(connection) as small:
+        submit(labeler, project)
+    make_items_more = PromptIntake(project=project).add(
+        [PromptRow(line=i, text=f"More prompt {i}", customer_id=f"d{i}") for i in range(500)]
+    )
+    work_items_create(project=project, kind="demonstration", prompts=make_items_more)
+    with CaptureQueriesContext(connection) as large:
+        submit(labeler, project)
+    assert len(real_queries(large)) == len(real_queries(small))
+    assert len(real_queries(small)) <= 9, real_queries(small)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Load", "slug": "load"})
+    make_items(project, 1000, required=1)
+    make_items_two = PromptIntake(project=project).add(
+        [
+            PromptRow(line=i, text=f"Two-labeler prompt {i}", customer_id=f"t{i}")
+            for i in range(1000)
+        ]
+    )
+    work_items_create(
+        project=project, kind="demonstration", prompts=make_items_two, required_labels=2
+    )
+    labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(32)]
+    errors: list[BaseException] = []
+    done: Counter = Counter()
+    lock = threading.Lock()
+
+    def work(labeler):
+        try:
+            while True:
+                assignment = submit(labeler, project)
+                if assignment is None:
+                    return
+                with lock:
+                    done[(assignment.item_id, labeler.pk)] += 1
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(labeler,)) for labeler in labelers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    assert not errors, errors[:3]
+    assert all(count == 1 for count in done.values()), "an item went twice to one labeler"
+    per_item = Counter(item for item, _ in done)
+    items = {item.pk: item for item in WorkItem.objects.filter(project=project)}
+    assert len(items) == 2000
+    assert all(per_item[pk] == item.required_labels for pk, item in items.items())
+    assert all(
+        item.done_count == item.required_labels and not item.is_open and item.active_leases == 0
+        for item in items.values()
+    )
+    assert Assignment.objects.filter(item__project=project, state="submitted").count() == 3000
