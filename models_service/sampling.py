@@ -1,0 +1,400 @@
+"""Sampling many rows in one `model.generate` call, each row with its own seed and settings.
+
+The service and the trainers share this module. `generate` runs greedily (`do_sample=False`) over
+scores that a per-row processor has rewritten: divided by the row's temperature, cut to the row's
+top-p nucleus, then perturbed with Gumbel noise from the row's own `torch.Generator`. The argmax of
+`logits / T + Gumbel` is a sample from `softmax(logits / T)`, and a row's noise depends only on its
+seed, so a row's output does not depend on which other rows share its batch. Temperature 0 is
+greedy decoding.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+SEED_MODULUS = 2**63
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """One output row to sample: a prompt (token ids) and the settings for this row alone.
+
+    `logprobs`: None for none; k >= 0 for the sampled token's logprob and the k most likely tokens.
+    """
+
+    prompt_ids: tuple[int, ...]
+    seed: int
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    logprobs: int | None = None
+
+
+@dataclass(frozen=True)
+class SampledRow:
+    """One sampled output. `token_ids` excludes EOS; with a stop string it ends with the tokens
+    that produced the stop string, while `text` ends just before it.
+
+    `logprobs` are log-probabilities under the model's unmodified distribution (temperature 1,
+    no top-p), like vLLM's default, one per token in `token_ids`.
+    """
+
+    text: str
+    token_ids: list[int]
+    finish_reason: FinishReason
+    prompt_tokens: int
+    logprobs: list[float] | None = None
+    top_logprobs: list[dict[int, float]] | None = field(default=None)
+
+
+def random_seed() -> int:
+    """A fresh seed for requests that did not give one."""
+    return secrets.randbelow(SEED_MODULUS)
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+    """Token ids for each prompt; strings are encoded with the tokenizer's special tokens (bos)."""
+    encoded = []
+    for prompt in prompts:
+        if isinstance(prompt, str):
+            encoded.append(list(tokenizer(prompt).input_ids))
+        else:
+            encoded.append([int(token) for token in prompt])
+    return encoded
+
+
+def row_seeds(seeds: int | Sequence[int] | None, *, num_prompts: int, n: int) -> list[int]:
+    """Seeds for all rows, prompt-major. Sample i of a prompt gets `base + i` (like vLLM).
+
+    `seeds` is one base for every prompt, one base per prompt, or one seed per row; None draws a
+    random base per prompt.
+    """
+    if seeds is None:
+        bases = [random_seed() for _ in range(num_prompts)]
+    elif isinstance(seeds, int):
+        bases = [seeds] * num_prompts
+    elif len(seeds) == num_prompts * n:
+        return [int(seed) % SEED_MODULUS for seed in seeds]
+    elif len(seeds) == num_prompts:
+        bases = [int(seed) for seed in seeds]
+    else:
+        raise ValueError(
+            f"got {len(seeds)} seeds for {num_prompts} prompts x n={n}: "
+            "give one per prompt or one per row"
+        )
+    return [(base + i) % SEED_MODULUS for base in bases for i in range(n)]
+
+
+def sample(
+    model,
+    tokenizer,
+    prompts: Sequence[str] | Sequence[Sequence[int]],
+    *,
+    n: int = 1,
+    max_new_tokens: int = 16,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seeds: int | Sequence[int] | None = None,
+    stop: Sequence[str] | None = None,
+    logprobs: bool | int = False,
+) -> list[SampledRow]:
+    """Sample `n` outputs for every prompt with one `generate` call.
+
+    Rows come prompt by prompt (row `p * n + i` is sample i of prompt p). The same seeds give the
+    same rows; see `row_seeds` for how seeds map to rows.
+    """
+    encoded = encode_prompts(tokenizer, prompts)
+    seeds_per_row = row_seeds(seeds, num_prompts=len(encoded), n=n)
+    top_k = None if logprobs is False else (0 if logprobs is True else int(logprobs))
+    rows = [
+        RowRequest(
+            prompt_ids=tuple(prompt),
+            seed=seeds_per_row[p * n + i],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=tuple(stop or ()),
+            logprobs=top_k,
+        )
+        for p, prompt in enumerate(encoded)
+        for i in range(n)
+    ]
+    return generate_rows(model, tokenizer, rows)
+
+
+def generate_rows(model, tokenizer, rows: Sequence[RowRequest]) -> list[SampledRow]:
+    """Sample every row with exactly one `model.generate` call (left padding).
+
+    The batch runs to the longest row's `max_new_tokens` (or until every row has stopped); each row
+    is then cut at its own EOS, stop string or token limit.
+    """
+    if not rows:
+        return []
+    if any(not row.prompt_ids for row in rows):
+        raise ValueError("every prompt needs at least one token")
+    pad_id = _pad_token_id(model, tokenizer)
+    eos_ids = _eos_token_ids(model, tokenizer)
+    input_ids, attention_mask = _left_pad([row.prompt_ids for row in rows], pad_id, model.device)
+    width = input_ids.shape[1]
+    sampler = RowSampler.for_rows(rows, device=model.device)
+    processors: list[LogitsProcessor] = [sampler]
+    recorder = None
+    if any(row.logprobs is not None for row in rows):
+        recorder = LogprobRecorder(prompt_width=width, top_k=max(row.logprobs or 0 for row in rows))
+        processors.insert(0, recorder)
+    stopper = RowStoppingCriteria(rows, tokenizer=tokenizer, prompt_width=width)
+    with torch.inference_mode():
+        output = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            do_sample=False,
+            max_new_tokens=max(row.max_new_tokens for row in rows),
+            pad_token_id=pad_id,
+            eos_token_id=eos_ids or None,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            logits_processor=LogitsProcessorList(processors),
+            stopping_criteria=StoppingCriteriaList([stopper]),
+            return_dict_in_generate=True,
+        )
+    generated = output.sequences[:, width:].cpu()
+    chosen, top = recorder.finish(output.sequences) if recorder else (None, None)
+    return [
+        _finish_row(
+            row,
+            generated[index].tolist(),
+            tokenizer=tokenizer,
+            eos_ids=set(eos_ids),
+            chosen=None if chosen is None else chosen[index],
+            top=None if top is None else (top[0][index], top[1][index]),
+        )
+        for index, row in enumerate(rows)
+    ]
+
+
+def perturb_scores(
+    scores: torch.Tensor,
+    *,
+    temperatures: torch.Tensor,
+    top_ps: torch.Tensor,
+    generators: Sequence[torch.Generator | None],
+) -> torch.Tensor:
+    """Scores whose argmax is a sample from each row's softmax(scores / T) within its top-p nucleus.
+
+    Rows with temperature 0 (generator None) are returned unchanged, so their argmax is greedy.
+    """
+    sampled = temperatures > 0
+    scaled = torch.where(sampled[:, None], scores / temperatures.clamp_min(1e-6)[:, None], scores)
+    top_ps = torch.where(sampled, top_ps, torch.ones_like(top_ps))
+    if bool((top_ps < 1).any()):
+        scaled = scaled.masked_fill(outside_top_p(scaled, top_ps), float("-inf"))
+    # Generators live on the CPU: draw all rows' noise there and move it in one copy.
+    uniform = torch.ones(scaled.shape, dtype=torch.float32)
+    for index, generator in enumerate(generators):
+        if generator is not None:
+            torch.rand(scaled.shape[-1], generator=generator, out=uniform[index])
+    noise = -torch.log(-torch.log(uniform))
+    noise[torch.tensor([generator is None for generator in generators])] = 0.0
+    return scaled + noise.to(device=scaled.device, dtype=scaled.dtype)
+
+
+def outside_top_p(logits: torch.Tensor, top_ps: torch.Tensor) -> torch.Tensor:
+    """True for tokens outside each row's nucleus: the smallest set of most likely tokens whose
+    probability reaches top_p. The most likely token is always kept; top_p >= 1 keeps all."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    threshold = torch.where(top_ps < 1, top_ps, torch.full_like(top_ps, float("inf")))
+    remove_sorted = mass_before >= threshold[:, None].to(mass_before.dtype)
+    remove_sorted[:, 0] = False
+    return torch.zeros_like(remove_sorted).scatter(-1, order, remove_sorted)
+
+
+class RowSampler(LogitsProcessor):
+    """Applies `perturb_scores` with per-row temperature, top-p and random generator."""
+
+    def __init__(self, *, temperatures, top_ps, generators) -> None:
+        self.temperatures = temperatures
+        self.top_ps = top_ps
+        self.generators = generators
+
+    @classmethod
+    def for_rows(cls, rows: Sequence[RowRequest], *, device) -> RowSampler:
+        generators = [
+            torch.Generator().manual_seed(row.seed % SEED_MODULUS) if row.temperature > 0 else None
+            for row in rows
+        ]
+        return cls(
+            temperatures=torch.tensor([row.temperature for row in rows], device=device),
+            top_ps=torch.tensor([row.top_p for row in rows], device=device),
+            generators=generators,
+        )
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return perturb_scores(
+            scores, temperatures=self.temperatures, top_ps=self.top_ps, generators=self.generators
+        )
+
+
+class LogprobRecorder(LogitsProcessor):
+    """Records the raw log-softmax of each step, leaving scores unchanged.
+
+    The token chosen at step t is only visible at step t + 1 (or in the final sequences), so each
+    step's log-softmax is kept until then and reduced to the chosen token's value: memory stays at
+    one (rows x vocab) tensor however long the generation.
+    """
+
+    def __init__(self, *, prompt_width: int, top_k: int) -> None:
+        self.prompt_width = prompt_width
+        self.top_k = top_k
+        self.pending: dict[int, torch.Tensor] = {}
+        self.chosen: dict[int, torch.Tensor] = {}
+        self.top: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[1] - self.prompt_width
+        self._resolve(input_ids)
+        logprobs = scores.float().log_softmax(dim=-1)
+        self.pending[step] = logprobs
+        if self.top_k:
+            values, ids = logprobs.topk(min(self.top_k, logprobs.shape[-1]), dim=-1)
+            self.top[step] = (values.cpu(), ids.cpu())
+        return scores
+
+    def _resolve(self, sequences: torch.Tensor) -> None:
+        generated = sequences.shape[1] - self.prompt_width
+        for step in [step for step in self.pending if step < generated]:
+            tokens = sequences[:, self.prompt_width + step].to(self.pending[step].device)
+            self.chosen[step] = self.pending.pop(step).gather(-1, tokens[:, None])[:, 0].cpu()
+
+    def finish(self, sequences: torch.Tensor):
+        """(rows x steps) chosen-token logprobs and, if asked, (values, ids) of the top k."""
+        self._resolve(sequences)
+        steps = sequences.shape[1] - self.prompt_width
+        rows = sequences.shape[0]
+        chosen = (
+            torch.stack([self.chosen[s] for s in range(steps)], dim=1)
+            if steps
+            else (torch.zeros(rows, 0))
+        )
+        if not self.top_k or not steps:
+            return chosen, None
+        values = torch.stack([self.top[s][0] for s in range(steps)], dim=1)
+        ids = torch.stack([self.top[s][1] for s in range(steps)], dim=1)
+        return chosen, (values, ids)
+
+
+class RowStoppingCriteria(StoppingCriteria):
+    """Marks a row finished when it reaches its own token limit or produces one of its stop
+    strings, so a batch ends as soon as every row is done."""
+
+    def __init__(self, rows: Sequence[RowRequest], *, tokenizer, prompt_width: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+        self.limits = torch.tensor([row.max_new_tokens for row in rows])
+        self.stops = {i: row.stop for i, row in enumerate(rows) if row.stop}
+        # A stop string of c characters spans at most 4c byte-level tokens.
+        self.windows = {i: 4 * max(len(s) for s in stop) + 2 for i, stop in self.stops.items()}
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        generated = input_ids.shape[1] - self.prompt_width
+        done = self.limits <= generated
+        for index, stop in self.stops.items():
+            if done[index]:
+                continue
+            start = max(self.prompt_width, input_ids.shape[1] - self.windows[index])
+            tail = self.tokenizer.decode(input_ids[index, start:], skip_special_tokens=True)
+            done[index] = any(s in tail for s in stop)
+        return done.to(input_ids.device)
+
+
+def _finish_row(
+    row: RowRequest, generated: list[int], *, tokenizer, eos_ids: set[int], chosen, top
+) -> SampledRow:
+    tokens = generated[: row.max_new_tokens]
+    finish: FinishReason = "length"
+    for position, token in enumerate(tokens):
+        if token in eos_ids:
+            tokens, finish = tokens[:position], "stop"
+            break
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    hit = _first_stop(text, row.stop)
+    if hit is not None:
+        start, stop_string = hit
+        tokens = tokens[: _tokens_covering(tokenizer, tokens, start + len(stop_string))]
+        text, finish = text[:start], "stop"
+    logprobs = top_logprobs = None
+    if row.logprobs is not None and chosen is not None:
+        logprobs = [float(value) for value in chosen[: len(tokens)]]
+        if row.logprobs and top is not None:
+            values, ids = top
+            top_logprobs = [
+                {
+                    int(i): float(v)
+                    for i, v in zip(ids[s, : row.logprobs], values[s, : row.logprobs], strict=True)
+                }
+                for s in range(len(tokens))
+            ]
+    return SampledRow(
+        text=text,
+        token_ids=tokens,
+        finish_reason=finish,
+        prompt_tokens=len(row.prompt_ids),
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+    )
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> tuple[int, str] | None:
+    hits = [(text.find(stop), stop) for stop in stops if stop and stop in text]
+    return min(hits) if hits else None
+
+
+def _tokens_covering(tokenizer, tokens: list[int], length: int) -> int:
+    for count in range(1, len(tokens) + 1):
+        if len(tokenizer.decode(tokens[:count], skip_special_tokens=True)) >= length:
+            return count
+    return len(tokens)
+
+
+def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device):
+    width = max(len(prompt) for prompt in prompts)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for index, prompt in enumerate(prompts):
+        input_ids[index, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        attention_mask[index, width - len(prompt) :] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _eos_token_ids(model, tokenizer) -> list[int]:
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
+
+
+def _pad_token_id(model, tokenizer) -> int:
+    for candidate in (
+        tokenizer.pad_token_id,
+        model.generation_config.pad_token_id,
+        *_eos_token_ids(model, tokenizer),
+    ):
+        if candidate is not None:
+            return int(candidate)
+    return 0
