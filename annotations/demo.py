@@ -10,6 +10,7 @@ from annotations.intake.pipeline import PromptIntake
 from annotations.intake.rows import PromptRow
 from annotations.models import Project
 from annotations.roles import Role, ensure_role_groups, user_set_roles
+from annotations.services.model_versions import model_versions_ensure_builtin
 from annotations.services.projects import project_create
 
 GUIDELINES = """\
@@ -80,6 +81,7 @@ def demo_load() -> dict[str, Any]:
         user = users.objects.create_user(username=username, password=password)
         user_set_roles(user=user, roles=roles)
         created[username] = password
+    model_versions_ensure_builtin()
     project = Project.objects.filter(slug="demo").first()
     prompts = 0
     if project is None:

@@ -3,13 +3,35 @@
 Each task names its queue, its time limits and its retry policy.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
+from typing import Any
 
 from celery import shared_task
 from celery.app.task import Task
+from celery.exceptions import Retry
+from django.conf import settings
 
 from annotations.models.jobs import JobKind
+from annotations.services.generation import generation_run
+from annotations.services.jobs import job_fail, job_progress
+from annotations.services.outputs_import import outputs_import_run
 from annotations.services.prompts import prompt_import_run
+from models_service.client import InferenceRequestError, InferenceUnavailable
+
+
+@contextmanager
+def failing_job_on_error(job_id: int) -> Iterator[None]:
+    """An unexpected error fails the job with the reason (then propagates to the worker's log),
+    so no job is left 'running' forever."""
+    try:
+        yield
+    except Retry:
+        raise
+    except Exception as exc:
+        job_fail(job_id=job_id, message=f"The job stopped on an unexpected error: {exc!r}.")
+        raise
 
 
 class Queue(StrEnum):
@@ -18,7 +40,23 @@ class Queue(StrEnum):
     GPU = "gpu"  # one training job at a time per worker
 
 
-@shared_task(
+TASK_QUEUES: dict[str, Queue] = {}
+
+
+def task(*, name: str, queue: Queue, **options: Any) -> Callable:
+    """shared_task that also records the task's queue (read by `route_task`)."""
+    TASK_QUEUES[name] = queue
+    return shared_task(name=name, **options)
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict:
+    """Celery router (settings.CELERY_TASK_ROUTES): every task goes to the queue it declares."""
+    return {"queue": TASK_QUEUES.get(name, Queue.DEFAULT)}
+
+
+@task(
     name="annotations.import_prompts",
     queue=Queue.DEFAULT,
     acks_late=True,  # a crash mid-import rolls back; the redelivered message imports afresh
@@ -27,15 +65,77 @@ class Queue(StrEnum):
     max_retries=0,
 )
 def import_prompts(job_id: int) -> None:
-    prompt_import_run(job_id=job_id)
+    with failing_job_on_error(job_id):
+        prompt_import_run(job_id=job_id)
 
 
-def task_for_kind(kind: str) -> Task:
-    tasks: dict[str, Task] = {JobKind.IMPORT_PROMPTS: import_prompts}
+@task(
+    bind=True,
+    name="annotations.generate_outputs",
+    queue=Queue.GENERATION,
+    acks_late=True,  # a redelivered message continues the job; stored batches are skipped
+    soft_time_limit=6 * 3600,
+    time_limit=6 * 3600 + 120,
+    max_retries=None,  # counted against LABELAPP_GENERATION_MAX_RETRIES below
+)
+def generate_outputs(self: Task, job_id: int) -> None:
+    """Sample a generation job. While the service is unreachable, retry with exponential backoff;
+    after the last try, fail the job with the reason."""
+    with failing_job_on_error(job_id):
+        try:
+            generation_run(job_id=job_id)
+        except InferenceUnavailable as exc:
+            _retry_or_fail(self, job_id=job_id, exc=exc)
+        except InferenceRequestError as exc:
+            job_fail(
+                job_id=job_id, message=f"The inference service refused the request: {exc.message}"
+            )
+
+
+def _retry_or_fail(task: Task, *, job_id: int, exc: Exception) -> None:
+    limit = settings.LABELAPP_GENERATION_MAX_RETRIES
+    tries = task.request.retries + 1
+    if tries > limit:
+        job_fail(
+            job_id=job_id,
+            message=f"The inference service at {settings.LABELAPP_INFERENCE_URL} did not answer "
+            f"after {tries} tries ({exc}). Start it (or fix LABELAPP_INFERENCE_URL) and run the "
+            "job again.",
+        )
+        return
+    countdown = min(300, settings.LABELAPP_GENERATION_RETRY_SECONDS * 2 ** (tries - 1))
+    job_progress(
+        job_id=job_id,
+        message=f"Waiting for the inference service ({exc}); try {tries + 1} of {limit + 1} "
+        f"in {countdown} s.",
+    )
+    raise task.retry(countdown=countdown, exc=exc) from exc
+
+
+@task(
+    name="annotations.import_outputs",
+    queue=Queue.DEFAULT,
+    acks_late=True,
+    soft_time_limit=3600,
+    time_limit=3660,
+    max_retries=0,
+)
+def import_outputs(job_id: int) -> None:
+    with failing_job_on_error(job_id):
+        outputs_import_run(job_id=job_id)
+
+
+def task_for_kind(kind: str, params: dict | None = None) -> Task:
+    if kind == JobKind.GENERATION and (params or {}).get("source") == "file":
+        return import_outputs
+    tasks: dict[str, Task] = {
+        JobKind.IMPORT_PROMPTS: import_prompts,
+        JobKind.GENERATION: generate_outputs,
+    }
     return tasks[kind]
 
 
-@shared_task(
+@task(
     name="annotations.expire_leases",
     queue=Queue.DEFAULT,
     soft_time_limit=60,

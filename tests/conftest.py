@@ -14,6 +14,7 @@ from annotations.models import Project
 from annotations.roles import Role
 from annotations.services.projects import project_create
 from tests.factories import UserFactory
+from tests.inference import models_dir, service  # noqa: F401  (shared fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from annotations.apis.serializers import JobOutput, PromptOutput
 from annotations.errors import ApplicationError
 from annotations.intake.rows import FORMATS, guess_format
-from annotations.label_schema import CATEGORY_KEYS
+from annotations.label_schema import CATEGORIES
 from annotations.roles import api_permission
 from annotations.selectors.access import project_get_for_user
 from annotations.selectors.projects import prompts_search
@@ -27,7 +27,7 @@ class PromptListApi(APIView):
         customer_id = serializers.CharField(max_length=200)
         source = serializers.ChoiceField(choices=["customer", "labeler"], default="customer")
         category = serializers.ChoiceField(
-            choices=sorted(CATEGORY_KEYS), required=False, allow_blank=True
+            choices=CATEGORIES, required=False, allow_blank=True
         )
 
     def get_permissions(self) -> list:

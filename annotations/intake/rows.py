@@ -150,6 +150,8 @@ def check_row(line: int, raw: dict) -> PromptRow | RowError:
         problems.append(f"'text' must be a string, got {type(text).__name__}")
     elif not text.strip():
         problems.append("'text' is empty")
+    elif "\x00" in text:
+        problems.append("'text' contains a NUL character; remove it")
     customer_id, problem = _short_string(raw, "customer_id", required=True)
     if problem:
         problems.append(

@@ -38,3 +38,80 @@ def job_get_for_user(*, user: Any, pk: int) -> Job:
     if job is None:
         raise Http404("No such job.")
     return job
+
+
+def assignment_get_for_user(*, user: Any, token: Any) -> Any:
+    """The user's own assignment with this token (any state); 404 for anyone else's."""
+    from annotations.models import Assignment
+
+    assignment = (
+        Assignment.objects.select_related("item", "item__project", "item__prompt")
+        .filter(labeler=user, token=token)
+        .first()
+    )
+    if assignment is None:
+        raise Http404("No such task.")
+    return assignment
+
+
+def lease_get_for_user(*, user: Any, project: Project, pk: int) -> Any:
+    """A lease in the project, for users who manage it; 404 or 403 otherwise."""
+    from annotations.models import Assignment
+
+    if not user_can(user, "manage"):
+        raise PermissionDenied("Only admins release leases.")
+    assignment = Assignment.objects.filter(pk=pk, item__project=project).first()
+    if assignment is None:
+        raise Http404("No such lease.")
+    return assignment
+
+
+def demonstration_get_for_user(*, user: Any, pk: int) -> Any:
+    """A demonstration its author may read, or a reviewer may review (not their own); 404 else."""
+    from annotations.models import Demonstration
+
+    demonstration = (
+        Demonstration.objects.select_related("prompt", "prompt__project", "labeler", "reviewed_by")
+        .filter(pk=pk)
+        .first()
+    )
+    if demonstration is None:
+        raise Http404("No such demonstration.")
+    own = demonstration.labeler_id == user.pk
+    if not own and (demonstration.state == "draft" or not user_can(user, "review")):
+        raise Http404("No such demonstration.")
+    return demonstration
+
+
+def ranking_assignment_get_for_user(*, user: Any, token: Any) -> Any:
+    """The user's own ranking assignment with this token, in any state, with its project,
+    comparison and prompt; 404 for anyone else's (nobody learns that it exists)."""
+    from annotations.models import Assignment
+    from annotations.models.projects import WorkKind
+
+    assignment = (
+        Assignment.objects.select_related("item__project", "item__comparison__prompt")
+        .filter(labeler_id=user.pk, token=token, item__kind=WorkKind.RANKING)
+        .exclude(item__comparison=None)
+        .first()
+        if user.is_authenticated
+        else None
+    )
+    if assignment is None:
+        raise Http404("No such ranking task of yours.")
+    return assignment
+
+
+def ranking_get_for_user(*, user: Any, pk: int) -> Any:
+    """The user's own ranking; another labeler's answer is a 404 for everyone, admins included
+    (review and exports read rankings through their own selectors)."""
+    from annotations.models import Ranking
+
+    ranking = (
+        Ranking.objects.select_related("task__project").filter(pk=pk, labeler_id=user.pk).first()
+        if user.is_authenticated
+        else None
+    )
+    if ranking is None:
+        raise Http404("No such ranking of yours.")
+    return ranking

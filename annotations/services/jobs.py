@@ -20,7 +20,7 @@ def job_create(*, kind: str, project: Any, user: Any, params: dict[str, Any]) ->
     from annotations.tasks import task_for_kind
 
     job = Job.objects.create(kind=kind, project=project, created_by=user, params=params)
-    task = task_for_kind(kind)
+    task = task_for_kind(kind, params)
     transaction.on_commit(lambda: task.delay(job.pk))
     return job
 
@@ -45,10 +45,12 @@ def job_start(*, job_id: int) -> Job | None:
 
 
 def job_progress(
-    *, job_id: int, done: int, total: int | None = None, message: str | None = None
+    *, job_id: int, done: int | None = None, total: int | None = None, message: str | None = None
 ) -> bool:
     """Record progress and a heartbeat. Returns True when a cancel was requested."""
-    fields: dict[str, Any] = {"progress_done": done, "heartbeat_at": timezone.now()}
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if done is not None:
+        fields["progress_done"] = done
     if total is not None:
         fields["progress_total"] = total
     if message is not None:

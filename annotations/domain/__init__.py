@@ -1,0 +1,1 @@
+"""Pure domain functions: no database, no Django; the services and exports build on them."""

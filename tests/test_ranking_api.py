@@ -1,0 +1,161 @@
+"""The ranking API end to end: next, draft, submit, read back; every validation error one by one."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from annotations.models import Ranking
+from annotations.roles import Role
+from tests.conftest import token_client
+from tests.factories import UserFactory
+from tests.test_queue import real_queries
+from tests.test_ranking_service import make_comparison
+
+pytestmark = pytest.mark.django_db
+
+
+def take(api, project) -> dict:
+    response = api.post(f"/api/v1/projects/{project.slug}/rankings/next/")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def answer_for(task: dict) -> dict:
+    """A complete answer in the shown order, A and B tied for best."""
+    ids = [output["id"] for output in task["outputs"]]
+    fields = {spec["key"]: "no" for spec in task["schema"]["output_fields"]}
+    return {
+        "groups": [ids[:2], *([pk] for pk in ids[2:])],
+        "ratings": {str(pk): {"likert": 5, "fields": dict(fields)} for pk in ids},
+        "none_acceptable": False,
+        "notes": "",
+        "time_spent_ms": 12_000,
+    }
+
+
+def submit_url(task: dict) -> str:
+    return f"/api/v1/rankings/assignments/{task['token']}/submit/"
+
+
+def test_next_submit_read_back_and_idempotent(project, labeler_api):
+    make_comparison(project, k=6, texts=[f"<b>out {i}</b>" for i in range(6)])
+    task = take(labeler_api, project)
+    assert [o["letter"] for o in task["outputs"]] == list("ABCDEF")
+    assert task["draft"] is None and task["schema_version"] == 1
+    assert take(labeler_api, project)["token"] == task["token"]  # a held lease is resumed
+
+    body = answer_for(task)
+    first = labeler_api.post(submit_url(task), body, format="json")
+    assert first.status_code == 200, first.content
+    stored = first.json()
+    assert stored["state"] == "submitted" and stored["groups"] == body["groups"]
+    assert stored["revision_deadline"] is not None
+    again = labeler_api.post(submit_url(task), body, format="json")
+    assert again.json() == stored
+    assert Ranking.objects.count() == 1
+
+    read = labeler_api.get(f"/api/v1/rankings/{stored['id']}/")
+    assert read.status_code == 200 and read.json()["ratings"] == stored["ratings"]
+    other = token_client(UserFactory(roles=[Role.LABELER]))
+    missing = other.get(f"/api/v1/rankings/{stored['id']}/")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert other.post(submit_url(task), body, format="json").status_code == 404
+    assert labeler_api.post(f"/api/v1/projects/{project.slug}/rankings/next/").status_code == 204
+
+
+def test_draft_then_next_returns_it(project, labeler_api):
+    make_comparison(project, k=4)
+    task = take(labeler_api, project)
+    first = task["outputs"][0]["id"]
+    draft = {"groups": [[first]], "ratings": {str(first): {"likert": 2}}}
+    response = labeler_api.put(
+        f"/api/v1/rankings/assignments/{task['token']}/draft/", draft, format="json"
+    )
+    assert response.status_code == 200 and response.json()["state"] == "draft"
+    resumed = take(labeler_api, project)
+    assert resumed["draft"]["groups"] == [[first]]
+    assert resumed["draft"]["ratings"] == {str(first): {"likert": 2, "fields": {}}}
+
+
+def _drop_first(body, ids):
+    body["groups"] = [[pk for pk in group if pk != ids[0]] for group in body["groups"]]
+    body["groups"] = [group for group in body["groups"] if group]
+
+
+CASES = {
+    "missing output": (_drop_first, "A", "groups", "not placed"),
+    "duplicate": (lambda b, ids: b["groups"].append([ids[0]]), "A", "groups", "more than once"),
+    "empty group": (lambda b, ids: b["groups"].insert(1, []), None, "groups", "group 2 is empty"),
+    "unknown id": (lambda b, ids: b["groups"].append([424242]), None, "groups", "424242 is not"),
+    "likert out of range": (
+        lambda b, ids: b["ratings"][str(ids[2])].update(likert=8),
+        "C",
+        "likert",
+        "1..7; got 8",
+    ),
+    "unknown field": (
+        lambda b, ids: b["ratings"][str(ids[1])]["fields"].update(funny="yes"),
+        "B",
+        "funny",
+        "unknown field 'funny'",
+    ),
+    "N/A where not allowed": (
+        lambda b, ids: b["ratings"][str(ids[3])]["fields"].update(harmful_advice="na"),
+        "D",
+        "harmful_advice",
+        "N/A is not allowed",
+    ),
+    "unrated output": (lambda b, ids: b["ratings"].pop(str(ids[1])), "B", "likert", "not rated"),
+    "unanswered field": (
+        lambda b, ids: b["ratings"][str(ids[0])]["fields"].pop("violent_content"),
+        "A",
+        "violent_content",
+        "'Contains violent content' is not answered",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_validation_error_is_named_and_nothing_is_saved(case, project, labeler_api):
+    make_comparison(project, k=4)
+    task = take(labeler_api, project)
+    ids = [output["id"] for output in task["outputs"]]
+    body = answer_for(task)
+    change, letter, field, text = CASES[case]
+    change(body, ids)
+    response = labeler_api.post(submit_url(task), body, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"} and error["code"] == "invalid_ranking"
+    [problem] = error["details"]["problems"]
+    assert (problem["output"], problem["field"]) == (letter, field)
+    assert text in problem["message"] and text in error["message"]
+    if letter:
+        assert problem["message"].startswith(f"Output {letter}: ")
+    assert Ranking.objects.count() == 0
+
+
+def test_malformed_body_has_the_one_error_shape(project, labeler_api):
+    make_comparison(project, k=4)
+    task = take(labeler_api, project)
+    response = labeler_api.post(submit_url(task), {"groups": "A>B"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert "groups" in response.json()["error"]["message"]
+
+
+def test_submit_query_count_is_small_and_does_not_grow_with_k(project, labeler):
+    make_comparison(project, k=4)
+    make_comparison(project, k=9)
+    api = token_client(labeler)
+    counts = []
+    for k in (4, 9):
+        task = take(api, project)
+        assert len(task["outputs"]) == k
+        with CaptureQueriesContext(connection) as captured:
+            response = api.post(submit_url(task), answer_for(task), format="json")
+        assert response.status_code == 200
+        counts.append(real_queries(captured))
+    assert len(counts[0]) == len(counts[1])
+    # token+user, roles, assignment, lock, ranking, schema, completions, 2 queue updates, insert
+    assert len(counts[1]) <= 10, "\n".join(counts[1])
