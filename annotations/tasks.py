@@ -125,12 +125,28 @@ def import_outputs(job_id: int) -> None:
         outputs_import_run(job_id=job_id)
 
 
+@task(
+    name="annotations.export_dataset",
+    queue=Queue.DEFAULT,
+    acks_late=True,  # an export writes to a temporary folder and is listed only when complete
+    soft_time_limit=4 * 3600,
+    time_limit=4 * 3600 + 120,
+    max_retries=0,
+)
+def export_dataset(job_id: int) -> None:
+    from annotations.services.exports import export_run
+
+    with failing_job_on_error(job_id):
+        export_run(job_id=job_id)
+
+
 def task_for_kind(kind: str, params: dict | None = None) -> Task:
     if kind == JobKind.GENERATION and (params or {}).get("source") == "file":
         return import_outputs
     tasks: dict[str, Task] = {
         JobKind.IMPORT_PROMPTS: import_prompts,
         JobKind.GENERATION: generate_outputs,
+        JobKind.EXPORT: export_dataset,
     }
     return tasks[kind]
 

@@ -45,6 +45,8 @@ urlpatterns = [
     path("", include("annotations.urls.labeler")),
     path("", include("annotations.urls.ranking")),
     path("", include("annotations.urls.engineer")),
+    path("", include("annotations.urls.exports")),
+    path("", include("annotations.urls.training")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
 ]
