@@ -140,6 +140,38 @@ def export_dataset(job_id: int) -> None:
         export_run(job_id=job_id)
 
 
+@task(
+    bind=True,
+    name="annotations.train_model",
+    queue=Queue.GPU,
+    # Acknowledged on receipt: a training run outlives Redis' visibility timeout, and a late ack
+    # would have it delivered twice. The job row and the reaper below make it survive a crash.
+    acks_late=False,
+    soft_time_limit=None,
+    time_limit=None,
+    max_retries=0,
+)
+def train_model(self: Task, job_id: int) -> None:
+    from annotations.services.training import training_run
+
+    with failing_job_on_error(job_id):
+        training_run(job_id=job_id, runner=f"{self.request.hostname}:{self.request.id}")
+
+
+@task(
+    name="annotations.reap_training_jobs",
+    queue=Queue.DEFAULT,
+    soft_time_limit=60,
+    time_limit=90,
+    max_retries=0,
+)
+def reap_training_jobs() -> list[int]:
+    """Queue again training jobs whose worker died (heartbeat stopped); they resume."""
+    from annotations.services.training import training_jobs_reap
+
+    return training_jobs_reap()
+
+
 def task_for_kind(kind: str, params: dict | None = None) -> Task:
     if kind == JobKind.GENERATION and (params or {}).get("source") == "file":
         return import_outputs
@@ -147,6 +179,10 @@ def task_for_kind(kind: str, params: dict | None = None) -> Task:
         JobKind.IMPORT_PROMPTS: import_prompts,
         JobKind.GENERATION: generate_outputs,
         JobKind.EXPORT: export_dataset,
+        JobKind.SFT: train_model,
+        JobKind.REWARD: train_model,
+        JobKind.PPO: train_model,
+        JobKind.RLOO: train_model,
     }
     return tasks[kind]
 

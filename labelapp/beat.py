@@ -2,4 +2,5 @@
 
 BEAT_SCHEDULE = {
     "expire-leases": {"task": "annotations.expire_leases", "schedule": 60.0},
+    "reap-training-jobs": {"task": "annotations.reap_training_jobs", "schedule": 60.0},
 }

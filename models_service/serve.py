@@ -445,14 +445,16 @@ def _text_choice(index: int, row: SampledRow, tokenizer) -> dict:
 
 
 def _score(loaded: LoadedModel, texts: list[str], max_tokens: int) -> list[float]:
-    """One reward per text; the reward head reads each text's last non-pad token."""
+    """One reward per text; the reward head reads each text's last non-pad token. A reward model
+    trained here carries `reward_bias` in its config (demonstrations score 0 on average)."""
     tokenizer = loaded.tokenizer
     batch = tokenizer(
         texts, return_tensors="pt", padding=True, truncation=True, max_length=max_tokens
     ).to(loaded.model.device)
     with torch.inference_mode():
         logits = loaded.model(**batch).logits
-    return [float(value) for value in logits[:, 0].float().cpu()]
+    bias = float(getattr(loaded.model.config, "reward_bias", 0.0) or 0.0)
+    return [float(value) + bias for value in logits[:, 0].float().cpu()]
 
 
 def main(argv: list[str] | None = None) -> None:

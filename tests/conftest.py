@@ -98,7 +98,7 @@ def celery_worker_live(transactional_db) -> Iterator[object]:
         pool="solo",
         concurrency=1,
         perform_ping_check=False,
-        queues=["default", "generation"],
+        queues=["default", "generation", "gpu"],
         shutdown_timeout=30,
     ) as worker:
         yield worker

@@ -27,6 +27,7 @@ class JobState(models.TextChoices):
 
 
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+TRAINING_KINDS = (JobKind.SFT, JobKind.REWARD, JobKind.PPO, JobKind.RLOO)
 
 
 class Job(models.Model):
@@ -76,6 +77,10 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind in TRAINING_KINDS
 
     @property
     def percent(self) -> int:

@@ -115,3 +115,41 @@ def ranking_get_for_user(*, user: Any, pk: int) -> Any:
     if ranking is None:
         raise Http404("No such ranking of yours.")
     return ranking
+
+
+def dataset_get_for_user(*, user: Any, project: Any, pk: Any) -> Any:
+    """A dataset snapshot of the project, for admins and engineers (export permission)."""
+    from annotations.models import DatasetExport
+
+    if not user_can(user, "export") and not user_can(user, "train"):
+        raise PermissionDenied("Datasets are for admins and engineers.")
+    export = DatasetExport.objects.filter(project=project, pk=pk).first()
+    if export is None:
+        raise Http404("No such dataset snapshot.")
+    return export
+
+
+def model_version_get_for_user(*, user: Any, name: str) -> Any:
+    from annotations.models import ModelVersion
+
+    if not user_can(user, "view_jobs"):
+        raise PermissionDenied("Models are for admins and engineers.")
+    version = ModelVersion.objects.filter(name=name).first()
+    if version is None:
+        raise Http404(f"No model named {name!r}.")
+    return version
+
+
+def export_get_for_user(*, user: Any, slug: str, pk: int) -> Any:
+    """A dataset export of the project, for users who may export; 404 or 403 otherwise."""
+    from annotations.models import DatasetExport
+
+    project = project_get_for_user(user=user, slug=slug, action="export")
+    export = (
+        DatasetExport.objects.select_related("project", "job", "created_by")
+        .filter(pk=pk, project=project)
+        .first()
+    )
+    if export is None:
+        raise Http404("No such export.")
+    return export

@@ -12,7 +12,12 @@ from annotations.models.labels import DemonstrationState
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
 
-LABELER_KINDS = (WorkKind.DEMONSTRATION, WorkKind.PROMPT_ANNOTATION, WorkKind.PROMPT_WRITING)
+LABELER_KINDS = (
+    WorkKind.RANKING,
+    WorkKind.DEMONSTRATION,
+    WorkKind.PROMPT_ANNOTATION,
+    WorkKind.PROMPT_WRITING,
+)
 REVIEWED = (DemonstrationState.ACCEPTED, DemonstrationState.REJECTED)
 
 

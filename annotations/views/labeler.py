@@ -93,6 +93,8 @@ def task_next(request: HttpRequest, slug: str) -> HttpResponse:
 @require("label")
 def task_page(request: HttpRequest, token: str) -> HttpResponse:
     assignment = assignment_get_for_user(user=request.user, token=token)
+    if assignment.item.kind == WorkKind.RANKING:
+        return redirect("ranking_page", token=assignment.token)
     handler = {
         WorkKind.DEMONSTRATION: _demonstration_page,
         WorkKind.PROMPT_ANNOTATION: _annotation_page,

@@ -21,6 +21,7 @@ import torch
 
 from models_service.sampling import encode_prompts, sample
 from models_service.training import ppo_math
+from models_service.training.hyperparameters import PpoHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.reward import load_reward_model, pad_batch, score
@@ -40,35 +41,6 @@ from models_service.training.runtime import (
 )
 
 VALUE_DIR = "value"
-
-
-@dataclass(frozen=True)
-class PpoHyperparameters:
-    """Defaults from InstructGPT where they apply (beta 0.02, clip 0.2, gamma 1, lambda 0.95, one
-    inner epoch); its batch 512 / minibatch 64 and gamma_ptx 27.8 are for scale: set them per job.
-    gamma_ptx 0 is plain PPO. `batch_size` counts episodes (one sample per prompt) per step."""
-
-    learning_rate: float = 1e-5
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 64
-    minibatch_size: int = 16
-    ppo_epochs: int = 1
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    beta: float = 0.02
-    clip: float = 0.2
-    value_clip: float = 0.2
-    vf_coef: float = 0.1
-    gamma: float = 1.0
-    lam: float = 0.95
-    gamma_ptx: float = 0.0
-    ptx_batch_size: int | None = None
-    whiten_advantages: bool = True
-    max_grad_norm: float = 1.0
-    warmup_steps: int = 0
-    max_length: int = 512
-    checkpoint_every: int = 50
 
 
 @dataclass

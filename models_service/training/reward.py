@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from models_service.training.hyperparameters import RewardHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
@@ -179,26 +180,6 @@ def ranking_accuracy(
         right += int((rewards[winners] > rewards[losers]).sum())
         total += int(winners.numel())
     return (right / total if total else float("nan")), total
-
-
-@dataclass(frozen=True)
-class RewardHyperparameters:
-    """InstructGPT's RM settings where they apply: one epoch, cosine schedule, 64 prompts per batch.
-
-    `prompts_per_batch` None means min(64, ceil(prompts / 16)): the paper's 64 at scale, and at
-    least ~16 optimisation steps on a small snapshot. `prompts_per_forward` bounds memory: a batch
-    is split into forward passes of that many prompts (all K completions of a prompt stay in one).
-    """
-
-    learning_rate: float = 9e-6
-    epochs: int = 1
-    prompts_per_batch: int | None = None
-    prompts_per_forward: int | None = None
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    checkpoint_every: int = 100
 
 
 @dataclass(frozen=True)

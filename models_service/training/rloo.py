@@ -10,12 +10,12 @@ the same and applies the demonstration bias.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from models_service.training.hf_trainer import ProtocolCallback, atomic_trainer_class
+from models_service.training.hyperparameters import RlooHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.reward import load_reward_model, score
@@ -30,24 +30,6 @@ from models_service.training.runtime import (
 )
 
 TRAINER_DIR = "trainer"
-
-
-@dataclass(frozen=True)
-class RlooHyperparameters:
-    """`batch_size` counts completions per step and must be a multiple of `num_generations`
-    (samples per prompt, the leave-one-out group). beta is InstructGPT's KL coefficient."""
-
-    learning_rate: float = 1e-6
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 8
-    num_generations: int = 4
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    beta: float = 0.02
-    max_length: int = 512
-    checkpoint_every: int = 100
-    activation_checkpointing: bool = False
 
 
 def reward_function(model, tokenizer, *, max_length: int, bf16: bool) -> Callable[..., list[float]]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models_service.training.hf_trainer import ProtocolCallback, atomic_trainer_class
+from models_service.training.hyperparameters import SftHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
@@ -28,23 +28,6 @@ from models_service.training.runtime import (
 )
 
 TRAINER_DIR = "trainer"
-
-
-@dataclass(frozen=True)
-class SftHyperparameters:
-    """InstructGPT's SFT ran 16 epochs with cosine decay; our default is 2 epochs (its policy
-    initialisation for PPO) with cosine decay. `batch_size` is per optimisation step."""
-
-    learning_rate: float = 1e-5
-    epochs: float = 2.0
-    batch_size: int = 8
-    max_steps: int = -1
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    max_length: int = 1024
-    checkpoint_every: int = 100
-    lr_scheduler_type: str = "cosine"
-    activation_checkpointing: bool = False
 
 
 def sft_rows(rows: Sequence[dict[str, Any]], source: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,81 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotations.apis.serializers import JobOutput
+from annotations.roles import api_permission
+from annotations.selectors.access import (
+    dataset_get_for_user,
+    job_get_for_user,
+    model_version_get_for_user,
+    project_get_for_user,
+)
+from annotations.selectors.training import job_metrics_series
+from annotations.services.training import training_start
+
+
+class TrainingStartApi(APIView):
+    """Start SFT, reward-model, PPO-ptx or RLOO training on a dataset snapshot (engineers)."""
+
+    permission_classes = [api_permission("train")]
+
+    class Input(serializers.Serializer):
+        class Meta:
+            ref_name = "TrainingStart"
+
+        kind = serializers.ChoiceField(choices=["sft", "reward", "ppo", "rloo"])
+        dataset = serializers.IntegerField(help_text="id of a finished export snapshot")
+        base_model = serializers.CharField()
+        reward_model = serializers.CharField(required=False, allow_null=True, default=None)
+        demonstrations = serializers.IntegerField(required=False, allow_null=True, default=None)
+        pretrain = serializers.IntegerField(required=False, allow_null=True, default=None)
+        hyperparameters = serializers.DictField(required=False, default=dict)
+        seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+    @extend_schema(request=Input, responses={202: JobOutput}, summary="Start a training job")
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_get_for_user(user=request.user, slug=slug, action="train")
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values, user = data.validated_data, request.user
+
+        def snapshot(pk: int | None) -> object:
+            return dataset_get_for_user(user=user, project=project, pk=pk) if pk else None
+
+        job = training_start(
+            user=user,
+            kind=values["kind"],
+            dataset=snapshot(values["dataset"]),
+            base_model=model_version_get_for_user(user=user, name=values["base_model"]),
+            reward_model=model_version_get_for_user(user=user, name=values["reward_model"])
+            if values["reward_model"]
+            else None,
+            demonstrations=snapshot(values["demonstrations"]),
+            pretrain=snapshot(values["pretrain"]),
+            hyperparameters=values["hyperparameters"],
+            seed=values["seed"],
+        )
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobMetricsApi(APIView):
+    """Metrics per step of a job, as series for charts."""
+
+    permission_classes = [api_permission("view_jobs")]
+
+    class Output(serializers.Serializer):
+        class Meta:
+            ref_name = "JobMetrics"
+
+        steps = serializers.ListField(child=serializers.IntegerField())
+        series = serializers.DictField(child=serializers.ListField(allow_null=True))
+        state = serializers.CharField()
+        percent = serializers.IntegerField()
+
+    @extend_schema(responses=Output, summary="A job's metrics per step")
+    def get(self, request: Request, pk: int) -> Response:
+        job = job_get_for_user(user=request.user, pk=pk)
+        body = {**job_metrics_series(job=job), "state": job.state, "percent": job.percent}
+        return Response(self.Output(body).data)

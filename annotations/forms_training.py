@@ -1,0 +1,97 @@
+"""The training form: the data, the models, and one field per hyperparameter of the kind, holding
+the trainer's defaults (the paper's where they apply) with short help."""
+
+from dataclasses import MISSING, fields
+from typing import Any
+
+from django import forms
+
+from models_service.training.hyperparameters import BY_KIND
+
+HELP = {
+    "learning_rate": "Paper: SFT 9.65e-6 (cosine), RM 9e-6 (cosine), PPO 9.65e-6 (constant).",
+    "epochs": "Paper: SFT 16 epochs, RM 1 epoch (more overfits), PPO 256k episodes.",
+    "prompts_per_batch": "RM: prompts per optimisation step, all K of a prompt together "
+    "(paper: 64). Empty: min(64, prompts / 16).",
+    "prompts_per_forward": "RM: prompts per forward pass (memory bound). Empty: all of the batch.",
+    "beta": "KL penalty per token against the SFT policy (paper: 0.02).",
+    "gamma_ptx": "Pretraining-loss coefficient (paper: 27.8); 0 gives plain PPO.",
+    "clip": "Clipping of the policy ratio (paper: 0.2).",
+    "lam": "GAE lambda.",
+    "gamma": "Discount (paper: 1, no discount).",
+    "batch_size": "Episodes per PPO batch (paper: 512) / rows per SFT step.",
+    "minibatch_size": "PPO minibatch (paper: 64).",
+    "max_new_tokens": "Longest sampled response during PPO.",
+    "checkpoint_every": "Steps between checkpoints (each PPO checkpoint is registered with its "
+    "reward and KL).",
+    "num_generations": "RLOO: samples per prompt (the leave-one-out baseline uses the others).",
+    "max_steps": "Stop after this many steps (-1 or empty: run the epochs).",
+}
+KIND_CHOICES = [("sft", "SFT"), ("reward", "Reward model"), ("ppo", "PPO-ptx"), ("rloo", "RLOO")]
+
+
+def _field_for(name: str, type_name: str, default: Any) -> forms.Field:
+    optional = "None" in type_name or default is None
+    common = {
+        "required": not optional and "bool" not in type_name,
+        "initial": default,
+        "help_text": HELP.get(name, ""),
+        "label": name.replace("_", " ").capitalize(),
+    }
+    if "bool" in type_name:
+        return forms.BooleanField(**{**common, "required": False})
+    if "float" in type_name:
+        return forms.FloatField(**common)
+    if "int" in type_name:
+        return forms.IntegerField(**common)
+    return forms.CharField(**common)
+
+
+class TrainingForm(forms.Form):
+    dataset = forms.ChoiceField(help_text="A finished export snapshot of the kind this job reads.")
+    base_model = forms.ChoiceField(
+        help_text="SFT and PPO start from a policy; the RM from a "
+        "model whose head becomes the reward."
+    )
+    reward_model = forms.ChoiceField(
+        required=False,
+        help_text="PPO/RLOO: the reward model (PPO also initialises its value function from it).",
+    )
+    demonstrations = forms.ChoiceField(
+        required=False,
+        help_text="RM: an SFT snapshot whose demonstrations score 0 on average after training.",
+    )
+    pretrain = forms.ChoiceField(
+        required=False, help_text="PPO-ptx: an SFT snapshot for the log-likelihood term."
+    )
+    seed = forms.IntegerField(required=False, help_text="Empty: a random seed (recorded).")
+
+    def __init__(self, *args: Any, kind: str, choices: dict[str, list], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        for name in ("dataset", "base_model", "reward_model", "demonstrations", "pretrain"):
+            self.fields[name].choices = choices.get(name, [])
+        if kind not in ("ppo", "rloo"):
+            del self.fields["reward_model"]
+        if kind != "reward":
+            del self.fields["demonstrations"]
+        if kind != "ppo":
+            del self.fields["pretrain"]
+        for field in fields(BY_KIND[kind]):
+            default = None if field.default is MISSING else field.default
+            self.fields[f"hp_{field.name}"] = _field_for(field.name, str(field.type), default)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters that differ from the defaults."""
+        chosen = {}
+        for field in fields(BY_KIND[self.kind]):
+            value = self.cleaned_data.get(f"hp_{field.name}")
+            if value is not None and value != field.default:
+                chosen[field.name] = value
+        return chosen
+
+    def hyperparameter_fields(self) -> list:
+        return [self[name] for name in self.fields if name.startswith("hp_")]
+
+    def data_fields(self) -> list:
+        return [self[name] for name in self.fields if not name.startswith("hp_")]

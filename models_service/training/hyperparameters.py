@@ -1,0 +1,106 @@
+"""The hyperparameters of each training kind, with their defaults (the paper's where they apply).
+
+Torch-free, so that the web app can check a job's hyperparameters before queueing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RewardHyperparameters:
+    """InstructGPT's RM settings where they apply: one epoch, cosine schedule, 64 prompts per batch.
+
+    `prompts_per_batch` None means min(64, ceil(prompts / 16)): the paper's 64 at scale, and at
+    least ~16 optimisation steps on a small snapshot. `prompts_per_forward` bounds memory: a batch
+    is split into forward passes of that many prompts (all K completions of a prompt stay in one).
+    """
+
+    learning_rate: float = 9e-6
+    epochs: int = 1
+    prompts_per_batch: int | None = None
+    prompts_per_forward: int | None = None
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    checkpoint_every: int = 100
+
+
+@dataclass(frozen=True)
+class SftHyperparameters:
+    """InstructGPT's SFT ran 16 epochs with cosine decay; our default is 2 epochs (its policy
+    initialisation for PPO) with cosine decay. `batch_size` is per optimisation step."""
+
+    learning_rate: float = 1e-5
+    epochs: float = 2.0
+    batch_size: int = 8
+    max_steps: int = -1
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    checkpoint_every: int = 100
+    lr_scheduler_type: str = "cosine"
+    activation_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class PpoHyperparameters:
+    """Defaults from InstructGPT where they apply (beta 0.02, clip 0.2, gamma 1, lambda 0.95, one
+    inner epoch); its batch 512 / minibatch 64 and gamma_ptx 27.8 are for scale: set them per job.
+    gamma_ptx 0 is plain PPO. `batch_size` counts episodes (one sample per prompt) per step."""
+
+    learning_rate: float = 1e-5
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 64
+    minibatch_size: int = 16
+    ppo_epochs: int = 1
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    beta: float = 0.02
+    clip: float = 0.2
+    value_clip: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    gamma_ptx: float = 0.0
+    ptx_batch_size: int | None = None
+    whiten_advantages: bool = True
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    max_length: int = 512
+    checkpoint_every: int = 50
+
+
+@dataclass(frozen=True)
+class RlooHyperparameters:
+    """`batch_size` counts completions per step and must be a multiple of `num_generations`
+    (samples per prompt, the leave-one-out group). beta is InstructGPT's KL coefficient."""
+
+    learning_rate: float = 1e-6
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    num_generations: int = 4
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.02
+    max_length: int = 512
+    checkpoint_every: int = 100
+    activation_checkpointing: bool = False
+
+
+BY_KIND: dict[str, type] = {
+    "reward": RewardHyperparameters,
+    "sft": SftHyperparameters,
+    "ppo": PpoHyperparameters,
+    "rloo": RlooHyperparameters,
+}
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    """{name: default} of a kind's hyperparameters, in declaration order."""
+    return {field.name: field.default for field in fields(BY_KIND[kind])}

@@ -1,0 +1,235 @@
+"""Training jobs end to end: a real Celery worker runs the trainer in a spawned subprocess."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from annotations.errors import ApplicationError
+from annotations.models import DatasetExport, Job, JobMetric, ModelVersion
+from annotations.services.model_versions import model_versions_ensure_builtin
+from annotations.services.training import MAX_ATTEMPTS, training_jobs_reap, training_start
+from models_service.training.synthetic import synthetic_rankings, synthetic_sft_rows
+
+
+def snapshot(project, kind: str, splits: dict[str, list[dict]], *, tmp: Path) -> DatasetExport:
+    version = DatasetExport.objects.filter(project=project, kind=kind).count() + 1
+    directory = tmp / f"{kind}-v{version}"
+    directory.mkdir(parents=True)
+    for split, rows in splits.items():
+        with (directory / f"{split}.jsonl").open("w") as out:
+            for row in rows:
+                out.write(json.dumps(row) + "\n")
+    return DatasetExport.objects.create(
+        project=project,
+        kind=kind,
+        version=version,
+        ready=True,
+        directory=str(directory),
+        row_count=sum(map(len, splits.values())),
+    )
+
+
+def wait_for(job_id, *, until=lambda job: job.is_finished, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if until(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} is {job.state}: {job.message}\n{job.log_tail}")
+
+
+@pytest.fixture
+def builtin(db, settings, models_dir):
+    settings.LABELAPP_MODELS_DIR = models_dir
+    model_versions_ensure_builtin()
+    return {v.name: v for v in ModelVersion.objects.all()}
+
+
+def rm_snapshot(project, tmp, *, train=48, valid=16):
+    return snapshot(
+        project,
+        "rm_rankings",
+        {
+            "train": synthetic_rankings(train, k=4, seed=1),
+            "valid": synthetic_rankings(valid, k=4, seed=2),
+        },
+        tmp=tmp,
+    )
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_reward_model_job_registers_a_version_the_service_scores_with(
+    celery_worker_live, service, builtin, project, engineer, tmp_path
+):
+    dataset = rm_snapshot(project, tmp_path)
+    demos = snapshot(project, "sft", {"train": synthetic_sft_rows(16, seed=3)}, tmp=tmp_path)
+    job = training_start(
+        user=engineer,
+        kind="reward",
+        dataset=dataset,
+        base_model=builtin["tiny-rm"],
+        demonstrations=demos,
+        seed=3,
+        hyperparameters={"learning_rate": 3e-3, "epochs": 3, "prompts_per_batch": 8},
+    )
+    job = wait_for(job.pk)
+    assert job.state == "succeeded", f"{job.message}\n{job.log_tail}"
+    assert job.progress_done == job.progress_total > 0
+    metrics = list(JobMetric.objects.filter(job=job).order_by("step"))
+    assert len(metrics) == job.progress_total
+    assert {"loss", "accuracy", "lr"} <= set(metrics[-1].values)
+    version = ModelVersion.objects.get(job=job)
+    assert (version.kind, version.parent.name) == ("reward", "tiny-rm")
+    assert version.metrics["valid_accuracy"] >= 0.9
+    assert Path(version.path, "config.json").is_file()
+    assert job.code_version and job.dataset_id == dataset.pk and job.seed == 3
+    marked = "the sunrise was bright over the sea"
+    plain = "the robot wanted to learn the water"
+    response = httpx.post(
+        f"{service.base_url}/v1/score",
+        timeout=60,
+        json={"model": version.name, "texts": [marked, plain]},
+    )
+    assert response.status_code == 200, response.text
+    scores = [row["score"] for row in response.json()["data"]]
+    assert scores[0] > scores[1]
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_cancel_stops_within_a_few_steps(celery_worker_live, builtin, project, engineer, tmp_path):
+    dataset = rm_snapshot(project, tmp_path, train=400)
+    job = training_start(
+        user=engineer,
+        kind="reward",
+        dataset=dataset,
+        base_model=builtin["tiny-rm"],
+        hyperparameters={"prompts_per_batch": 1, "checkpoint_every": 1000},
+    )
+    running = wait_for(job.pk, until=lambda j: j.progress_done >= 3 or j.is_finished)
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    job = wait_for(job.pk)
+    assert job.state == "cancelled", job.message
+    assert job.progress_done < job.progress_total
+    assert job.progress_done - running.progress_done < 60
+    assert not ModelVersion.objects.filter(job=job).exists()
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_killed_trainer_resumes_from_its_checkpoint(
+    celery_worker_live, builtin, project, engineer, tmp_path
+):
+    dataset = rm_snapshot(project, tmp_path, train=240)
+    job = training_start(
+        user=engineer,
+        kind="reward",
+        dataset=dataset,
+        base_model=builtin["tiny-rm"],
+        hyperparameters={"prompts_per_batch": 2, "checkpoint_every": 10},
+    )
+    job = wait_for(job.pk, until=lambda j: bool(j.checkpoint_path) or j.is_finished)
+    assert not job.is_finished
+    os.kill(job.result["pid"], signal.SIGKILL)
+    job = wait_for(job.pk)
+    assert job.state == "succeeded", f"{job.message}\n{job.log_tail}"
+    assert job.attempts == 2
+    assert "The trainer died; resuming from" in job.log_tail
+    assert ModelVersion.objects.filter(job=job).exists()
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_stale_job_is_queued_again_and_finishes(
+    celery_worker_live, builtin, project, engineer, tmp_path
+):
+    from django.utils import timezone
+
+    dataset = snapshot(project, "sft", {"train": synthetic_sft_rows(16)}, tmp=tmp_path)
+    params = {
+        "base_model": "tiny",
+        "base_model_dir": str(Path(builtin["tiny"].name)),
+        "reward_model": None,
+        "reward_model_dir": None,
+        "hyperparameters": {"max_steps": 2},
+        "data": {"train": str(Path(dataset.directory) / "train.jsonl"), "valid": None},
+    }
+    from annotations.services.training import model_dir
+
+    params["base_model_dir"] = str(model_dir(builtin["tiny"]))
+    lost = Job.objects.create(
+        kind="sft",
+        project=project,
+        created_by=engineer,
+        state="running",
+        attempts=1,
+        params=params,
+        dataset=dataset,
+        heartbeat_at=timezone.now() - timezone.timedelta(minutes=10),
+    )
+    exhausted = Job.objects.create(
+        kind="sft",
+        project=project,
+        created_by=engineer,
+        state="running",
+        attempts=MAX_ATTEMPTS,
+        params=params,
+        heartbeat_at=timezone.now() - timezone.timedelta(minutes=10),
+    )
+    assert training_jobs_reap() == [lost.pk]
+    assert Job.objects.get(pk=exhausted.pk).state == "failed"
+    assert "stopped answering" in Job.objects.get(pk=exhausted.pk).message
+    lost = wait_for(lost.pk)
+    assert lost.state == "succeeded", f"{lost.message}\n{lost.log_tail}"
+    assert lost.attempts == 2
+
+
+@pytest.mark.django_db
+def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_path):
+    rankings = rm_snapshot(project, tmp_path)
+    sft = snapshot(project, "sft", {"train": synthetic_sft_rows(4)}, tmp=tmp_path)
+    cases = [
+        ({"kind": "sft", "dataset": rankings}, "SFT training trains on a finished SFT"),
+        (
+            {"kind": "reward", "dataset": rankings, "hyperparameters": {"lr": 1}},
+            "Unknown hyperparameters lr; reward takes",
+        ),
+        ({"kind": "ppo", "dataset": sft}, "trains on a finished PPO prompts"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ApplicationError, match=message):
+            training_start(user=engineer, base_model=builtin["tiny"], **kwargs)
+    ModelVersion.objects.create(name="remote-only", hub_id="org/model")
+    with pytest.raises(ApplicationError, match="has no local weights"):
+        training_start(
+            user=engineer,
+            kind="sft",
+            dataset=sft,
+            base_model=ModelVersion.objects.get(name="remote-only"),
+        )
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db
+def test_training_dashboard(
+    engineer_client, admin_client_, labeler_client, builtin, project, tmp_path
+):
+    rm_snapshot(project, tmp_path)
+    page = engineer_client.get(reverse("training_new", args=["test"]))
+    assert page.status_code == 200
+    assert b"9e-06" in page.content  # the paper's RM learning rate as the default
+    assert admin_client_.get(reverse("training_new", args=["test"])).status_code == 403
+    assert labeler_client.get(reverse("training_list")).status_code == 403
+    assert engineer_client.get(reverse("training_list")).status_code == 200
