@@ -48,8 +48,13 @@ def model_register(request: HttpRequest) -> HttpResponse:
 def generation_new(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="generate")
     names = [v.name for v in model_versions_list(kind=ModelKind.POLICY)]
+    # "Sample the next round" from a training job arrives with its model chosen.
+    initial = {"models": [n for n in request.GET.getlist("models") if n in names]}
     form = GenerationForm(
-        request.POST or None, model_names=names, k_range=(project.k_min, project.k_max)
+        request.POST or None,
+        initial=initial,
+        model_names=names,
+        k_range=(project.k_min, project.k_max),
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
