@@ -5,11 +5,11 @@ from typing import Any
 from django.db import transaction
 
 from annotations.errors import ApplicationError
-from annotations.models import ComparisonTask, Completion, Project, Prompt
+from annotations.models import ComparisonTask, Completion, ModelVersion, Project, Prompt
 from annotations.models.projects import WorkKind
 from annotations.services.queue import work_items_create
 
-OUTPUT_KEYS = {"text", "model_name", "model_version", "params", "seed", "finish_reason"}
+OUTPUT_KEYS = {"text", "model_name", "params", "seed", "finish_reason"}
 
 
 def _check_outputs(*, project: Project, outputs: list[dict[str, Any]]) -> None:
@@ -41,6 +41,53 @@ def _check_outputs(*, project: Project, outputs: list[dict[str, Any]]) -> None:
 
 
 @transaction.atomic
+def comparisons_store(
+    *,
+    project: Project,
+    job: Any,
+    outputs: dict[int, list[dict[str, Any]]],
+    priority: int = 0,
+) -> list[ComparisonTask]:
+    """Store {prompt id: outputs} as comparison tasks with their completions and ranking work.
+    Prompts that already have a comparison for this job are skipped. Returns the new ones."""
+    if job is not None:
+        done = set(
+            ComparisonTask.objects.filter(job=job, prompt_id__in=outputs).values_list(
+                "prompt_id", flat=True
+            )
+        )
+        outputs = {pid: rows for pid, rows in outputs.items() if pid not in done}
+    if not outputs:
+        return []
+    names = {row["model_name"] for rows in outputs.values() for row in rows}
+    versions = dict(ModelVersion.objects.filter(name__in=names).values_list("name", "pk"))
+    comparisons = ComparisonTask.objects.bulk_create(
+        [ComparisonTask(project=project, prompt_id=pid, job=job) for pid in outputs]
+    )
+    Completion.objects.bulk_create(
+        [
+            Completion(
+                comparison=comparison,
+                prompt_id=comparison.prompt_id,
+                model_version_id=versions.get(row["model_name"]),
+                model_name=row["model_name"],
+                text=row["text"].replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
+                params=row.get("params", {}),
+                seed=row.get("seed"),
+                finish_reason=row.get("finish_reason", ""),
+                position=position,
+            )
+            for comparison in comparisons
+            for position, row in enumerate(outputs[comparison.prompt_id])
+        ]
+    )
+    work_items_create(
+        project=project, kind=WorkKind.RANKING, comparisons=comparisons, priority=priority
+    )
+    return comparisons
+
+
+@transaction.atomic
 def comparison_create(
     *,
     project: Project,
@@ -57,22 +104,11 @@ def comparison_create(
             "The prompt belongs to another project.", code="invalid_prompt", status_code=400
         )
     _check_outputs(project=project, outputs=outputs)
-    task = ComparisonTask.objects.create(project=project, prompt=prompt, job=job)
-    Completion.objects.bulk_create(
-        [
-            Completion(
-                comparison=task,
-                prompt=prompt,
-                position=position,
-                text=output["text"],
-                model_name=output["model_name"],
-                model_version=output.get("model_version"),
-                params=output.get("params") or {},
-                seed=output.get("seed"),
-                finish_reason=output.get("finish_reason") or "",
-            )
-            for position, output in enumerate(outputs)
-        ]
+    created = comparisons_store(
+        project=project, job=job, outputs={prompt.pk: outputs}, priority=priority
     )
-    work_items_create(project=project, kind=WorkKind.RANKING, comparisons=[task], priority=priority)
-    return task
+    if not created:
+        raise ApplicationError(
+            "This prompt already has a comparison from this job.", code="duplicate_comparison"
+        )
+    return created[0]

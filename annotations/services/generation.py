@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from annotations.errors import ApplicationError
-from annotations.models import ComparisonTask, Completion, Job, ModelVersion, Project, Prompt
+from annotations.models import ComparisonTask, Completion, Job, Project, Prompt
 from annotations.models.jobs import JobKind
-from annotations.models.projects import WorkKind
+from annotations.services.comparisons import comparisons_store
 from annotations.services.jobs import (
     job_create,
     job_mark_cancelled,
@@ -27,7 +26,6 @@ from annotations.services.jobs import (
     job_succeed,
 )
 from annotations.services.model_versions import model_versions_by_name
-from annotations.services.queue import work_items_create
 from models_service.client import Choice, InferenceClient
 
 MAX_PROMPTS_PER_JOB = 20_000
@@ -237,52 +235,6 @@ def _sample_batch(
     return outputs
 
 
-@transaction.atomic
-def comparisons_store(
-    *, project: Project, job: Job | None, outputs: dict[int, list[dict[str, Any]]]
-) -> int:
-    """Store {prompt id: outputs} as comparison tasks with their completions and ranking work.
-    Prompts that already have a comparison for this job are skipped. Returns how many were new."""
-    if job is not None:
-        done = set(
-            ComparisonTask.objects.filter(job=job, prompt_id__in=outputs).values_list(
-                "prompt_id", flat=True
-            )
-        )
-        outputs = {pid: rows for pid, rows in outputs.items() if pid not in done}
-    if not outputs:
-        return 0
-    names = {row["model_name"] for rows in outputs.values() for row in rows}
-    versions = dict(ModelVersion.objects.filter(name__in=names).values_list("name", "pk"))
-    comparisons = ComparisonTask.objects.bulk_create(
-        [ComparisonTask(project=project, prompt_id=pid, job=job) for pid in outputs]
-    )
-    Completion.objects.bulk_create(
-        [
-            Completion(
-                comparison=comparison,
-                prompt_id=comparison.prompt_id,
-                model_version_id=versions.get(row["model_name"]),
-                model_name=row["model_name"],
-                text=row["text"].replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
-                params=row.get("params", {}),
-                seed=row.get("seed"),
-                finish_reason=row.get("finish_reason", ""),
-                position=position,
-            )
-            for comparison in comparisons
-            for position, row in enumerate(outputs[comparison.prompt_id])
-        ]
-    )
-    work_items_create(
-        project=project,
-        kind=WorkKind.RANKING,
-        comparisons=comparisons,
-        priority=project.work_priorities.get(WorkKind.RANKING, 0),
-    )
-    return len(comparisons)
-
-
 def generation_run(*, job_id: int, client: InferenceClient | None = None) -> None:
     """Run (or continue) a generation job. InferenceUnavailable propagates so that the task can
     retry with backoff; every stored batch stays stored."""
@@ -299,14 +251,13 @@ def generation_run(*, job_id: int, client: InferenceClient | None = None) -> Non
         job_id=job_id, done=done, total=total, message=f"Sampled {done} of {total} prompts."
     )
     client = client or inference_client()
-    created = 0
     try:
         for batch_ids in _chunks(todo, settings.LABELAPP_GENERATION_BATCH_PROMPTS):
             prompts = list(Prompt.objects.filter(pk__in=batch_ids).order_by("id"))
             outputs = _sample_batch(
                 client=client, prompts=prompts, plan=params["plan"], params=params
             )
-            created += comparisons_store(project=project, job=job, outputs=outputs)
+            comparisons_store(project=project, job=job, outputs=outputs)
             done += len(batch_ids)
             if job_progress(
                 job_id=job_id, done=done, total=total, message=f"Sampled {done} of {total} prompts."

@@ -17,7 +17,7 @@ from annotations.intake.rows import PromptRow
 from annotations.intake.text import dedup_key
 from annotations.models import Job, Project, Prompt
 from annotations.models.jobs import JobKind
-from annotations.services.generation import comparisons_store
+from annotations.services.comparisons import comparisons_store
 from annotations.services.jobs import job_create, job_fail, job_start, job_succeed
 
 MAX_ERRORS = 200
@@ -162,9 +162,10 @@ def outputs_import_file(*, project: Project, path: Path, job: Job | None = None)
                 else "The file holds no outputs."
             )
             raise ApplicationError(message, code="invalid_rows", details={"report": report})
-        report["comparisons"] = comparisons_store(
+        created = comparisons_store(
             project=locked, job=job, outputs={r["prompt_id"]: r["outputs"] for r in rows}
         )
+        report["comparisons"] = len(created)
     return report
 
 
