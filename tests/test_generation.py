@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import time
 
 import pytest
 from django.urls import reverse
@@ -19,6 +18,7 @@ from annotations.services.model_versions import (
 from annotations.services.outputs_import import outputs_import_file
 from tests.conftest import write_jsonl
 from tests.inference import ServiceProcess
+from tests.jobs import wait_for
 
 
 def add_prompts(project, n):
@@ -28,16 +28,6 @@ def add_prompts(project, n):
             for i in range(n)
         ]
     )
-
-
-def wait_for(job_id, *, until=lambda job: job.is_finished, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = Job.objects.get(pk=job_id)
-        if until(job):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} is {job.state}: {job.message}")
 
 
 @pytest.fixture

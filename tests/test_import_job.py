@@ -1,25 +1,15 @@
 """Imports as jobs, end to end: the upload page, a real Celery worker on Redis, the job page."""
 
 import json
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotations.models import Job, Prompt
+from tests.jobs import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(job_id: int, timeout: float = 60) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = Job.objects.get(pk=job_id)
-        if job.is_finished:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job.state} after {timeout}s: {job.message}")
 
 
 def upload(client, lines: list[str], *, name: str = "p.jsonl", skip: bool = False):

@@ -1,8 +1,6 @@
 """The whole loop with a real worker and the real service: SFT -> RM -> PPO-ptx -> the next round
 of comparisons, sampled from the new policy."""
 
-import re
-
 import pytest
 from django.urls import reverse
 
@@ -15,8 +13,9 @@ from models_service.training.synthetic import (
     synthetic_rankings,
     synthetic_sft_rows,
 )
+from tests.jobs import wait_for
 from tests.test_generation import add_prompts
-from tests.test_training_jobs import snapshot, wait_for
+from tests.test_training_jobs import snapshot
 
 
 @pytest.mark.training

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from annotations.models import DatasetExport, Job, JobMetric, ModelVersion
 from annotations.services.model_versions import model_versions_ensure_builtin
 from annotations.services.training import MAX_ATTEMPTS, training_jobs_reap, training_start
 from models_service.training.synthetic import synthetic_rankings, synthetic_sft_rows
+from tests.jobs import wait_for
 
 
 def snapshot(project, kind: str, splits: dict[str, list[dict]], *, tmp: Path) -> DatasetExport:
@@ -33,16 +33,6 @@ def snapshot(project, kind: str, splits: dict[str, list[dict]], *, tmp: Path) ->
         directory=str(directory),
         row_count=sum(map(len, splits.values())),
     )
-
-
-def wait_for(job_id, *, until=lambda job: job.is_finished, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = Job.objects.get(pk=job_id)
-        if until(job):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} is {job.state}: {job.message}\n{job.log_tail}")
 
 
 @pytest.fixture
