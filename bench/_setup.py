@@ -41,3 +41,55 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(*, port: int, workers: int, threads: int, static_root: str | None = None):
+    """gunicorn on 127.0.0.1:port with the test settings on the bench database (sync workers for
+    threads == 1, else gthread). With static_root, static files are collected there first so the
+    server serves them as in production. Returns the process once it answers."""
+    import subprocess
+    import time
+
+    import httpx
+
+    env = dict(os.environ, DATABASE_URL=BENCH_DB, DJANGO_SETTINGS_MODULE="labelapp.settings.test")
+    if static_root:
+        env["DJANGO_STATIC_ROOT"] = static_root
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    args = [str(gunicorn), "labelapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
+    if threads > 1:
+        args += ["-k", "gthread", "--threads", str(threads)]
+    server = subprocess.Popen(
+        [*args, "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1)
+            return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start within 30 s")
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of latencies in seconds, in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000

@@ -13,19 +13,15 @@ Targets at 32 labelers: >= 100 cycles/s, p99 < 300 ms, zero duplicates.
 import argparse
 import logging
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 os.environ.setdefault(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/labelapp_bench_claim"
 )
-from _setup import BENCH_DB, ROOT, django_setup
+from _setup import BENCH_DB, django_setup, free_port, start_gunicorn
 
 ANNOTATION = {"category": "open_qa", "flags": {"asks_advice": True}, "pii": False}
 SLUG = "bench-claim"
@@ -60,34 +56,6 @@ def seed(items: int, labelers: int) -> list[str]:
         user_set_roles(user=user, roles=[Role.LABELER])
         tokens.append(Token.objects.get_or_create(user=user)[0].key)
     return tokens
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=BENCH_DB, DJANGO_SETTINGS_MODULE="labelapp.settings.test")
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    args = [str(gunicorn), "labelapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
-    if threads > 1:
-        args += ["-k", "gthread", "--threads", str(threads)]
-    server = subprocess.Popen(
-        [*args, "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-    )
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1)
-            return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
 
 
 def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
@@ -208,7 +176,7 @@ def main() -> None:
 
     connection.close()
     port = free_port()
-    server = start_server(port, args.workers, args.threads)
+    server = start_gunicorn(port=port, workers=args.workers, threads=args.threads)
     base = f"http://127.0.0.1:{port}"
     kind = f"gthread x{args.threads}" if args.threads > 1 else "sync"
     print(f"gunicorn {args.workers} {kind} workers, {args.items} items, database {BENCH_DB}")

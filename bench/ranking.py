@@ -17,10 +17,8 @@ import argparse
 import logging
 import os
 import re
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/labelapp_bench_ranking"
 )
-from _setup import BENCH_DB, ROOT, django_setup
+from _setup import BENCH_DB, django_setup, free_port, percentile_ms, start_gunicorn
 
 SLUG = "bench-ranking"
 K = 9
@@ -83,42 +81,6 @@ def seed(items: int, labelers: int) -> list[str]:
         user_set_roles(user=user, roles=[Role.LABELER])
         tokens.append(Token.objects.get_or_create(user=user)[0].key)
     return tokens
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, workers: int, threads: int, static_root: str) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        DATABASE_URL=BENCH_DB,
-        DJANGO_SETTINGS_MODULE="labelapp.settings.test",
-        DJANGO_STATIC_ROOT=static_root,
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    args = [str(gunicorn), "labelapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
-    args += ["-k", "gthread", "--threads", str(threads), "--log-level", "warning"]
-    server = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    import httpx
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/login/", timeout=1)
-            return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("gunicorn did not start within 30 s")
 
 
 def server_cpu_seconds(server: subprocess.Popen) -> float:
@@ -221,13 +183,6 @@ def integrity(accepted: list[tuple[int, str]]) -> tuple[int, int]:
     return duplicates, lost
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 def report(name: str, phase: dict) -> float:
     rate = len(phase["accepted"]) / phase["elapsed"]
     parts = [
@@ -238,7 +193,7 @@ def report(name: str, phase: dict) -> float:
         if values:
             parts.append(
                 f"{kind} p50 {statistics.median(values) * 1000:.0f} ms "
-                f"p99 {percentile(values, 0.99):.0f} ms"
+                f"p99 {percentile_ms(values, 0.99):.0f} ms"
             )
     print("; ".join(parts))
     for error in phase["errors"][:5]:
@@ -298,7 +253,9 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as static_root:
-        server = start_server(port, args.workers, args.threads, static_root)
+        server = start_gunicorn(
+            port=port, workers=args.workers, threads=args.threads, static_root=static_root
+        )
         try:
             print(
                 f"gunicorn {args.workers} gthread workers x {args.threads} threads, "
@@ -315,7 +272,7 @@ def main() -> None:
                 f"{os.cpu_count()} cores (PostgreSQL and this client not counted)"
             )
             duplicates, lost = integrity(baseline["accepted"] + loaded["accepted"])
-            p99 = max(percentile(loaded["latencies"][k], 0.99) for k in ("next", "submit"))
+            p99 = max(percentile_ms(loaded["latencies"][k], 0.99) for k in ("next", "submit"))
             print(
                 f"ratio {args.labelers} labelers / baseline: {rate / base_rate:.2f}x; "
                 f"duplicates {duplicates}, lost {lost}; "
