@@ -102,3 +102,42 @@ def test_next_round_link_preselects_the_new_policy(engineer_client, project, eng
     assert link.encode() in page.content
     form = engineer_client.get(link)
     assert b'value="test-ppo-job9" checked' in form.content or b"checked" in form.content
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_exported_snapshots_train_as_they_are(
+    celery_worker_live, models_dir, settings, project, engineer
+):
+    """Rankings and demonstrations made through the app, exported by the export service, feed
+    the reward-model and SFT jobs with no glue."""
+    from tests.test_exports import Data, run_export
+
+    settings.LABELAPP_MODELS_DIR = models_dir
+    model_versions_ensure_builtin()
+    Data(project)
+    rankings = run_export(project, kind="rm_rankings", splits=["train", "valid", "test"])
+    demonstrations = run_export(project, kind="sft", splits=["train", "valid", "test"])
+    assert rankings.ready and demonstrations.ready
+    rm = wait_for(
+        training_start(
+            user=engineer,
+            kind="reward",
+            dataset=rankings,
+            base_model=ModelVersion.objects.get(name="tiny-rm"),
+            demonstrations=demonstrations,
+        ).pk
+    )
+    assert rm.state == "succeeded", f"{rm.message}\n{rm.log_tail}"
+    assert rm.result["metrics"]["demonstrations"] > 0
+    sft = wait_for(
+        training_start(
+            user=engineer,
+            kind="sft",
+            dataset=demonstrations,
+            base_model=ModelVersion.objects.get(name="tiny"),
+            hyperparameters={"max_steps": 2, "batch_size": 2},
+        ).pk
+    )
+    assert sft.state == "succeeded", f"{sft.message}\n{sft.log_tail}"

@@ -6,7 +6,6 @@ marked ready. A failed, cancelled or interrupted export removes its staging fold
 listed as ready, so nothing reads a half-written file.
 """
 
-import importlib.metadata
 import json
 import logging
 import shutil
@@ -29,13 +28,13 @@ from annotations.models import DatasetExport, Job, Project
 from annotations.models.jobs import ExportKind, JobKind
 from annotations.selectors.exports import prompt_flag_labels, prompt_flag_rates
 from annotations.services.jobs import (
+    code_version,
     job_create,
     job_mark_cancelled,
     job_progress,
     job_start,
     job_succeed,
 )
-from annotations.services.training import code_version
 
 logger = logging.getLogger(__name__)
 STAGING = ".staging"
@@ -234,21 +233,11 @@ def _manifest(
         "counts": counts.as_dict(),
         "annotation_rates": rates,
         "label_schema_versions": sorted(counts.schema_versions | annotation_versions),
-        "code_version": _code_version(),
+        "code_version": code_version(),
         "created_at": timezone.now().isoformat(),
         "created_by": export.created_by.get_username() if export.created_by else None,
         "files": [info.as_dict() for info in infos],
     }
-
-
-def _code_version() -> str:
-    found = code_version()
-    if found != "unknown":
-        return found
-    try:
-        return importlib.metadata.version("labelapp")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def export_delete(*, export: DatasetExport) -> None:

@@ -15,6 +15,30 @@ logger = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 8000
 
 
+def code_version() -> str:
+    """The git commit of the running code (short), else the package version, else 'unknown'."""
+    import importlib.metadata
+    import subprocess
+
+    from django.conf import settings
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return importlib.metadata.version("labelapp")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def job_create(*, kind: str, project: Any, user: Any, params: dict[str, Any]) -> Job:
     """Create a queued job and enqueue its task once the transaction commits."""
     from annotations.tasks import task_for_kind

@@ -30,6 +30,7 @@ from annotations.models import DatasetExport, Job, JobMetric, ModelVersion, Proj
 from annotations.models.jobs import FINISHED_STATES, ExportKind, JobKind, JobState
 from annotations.models.outputs import ModelKind
 from annotations.services.jobs import (
+    code_version,
     job_create,
     job_fail,
     job_log,
@@ -153,20 +154,6 @@ def training_start(
         )
     job.refresh_from_db()
     return job
-
-
-def code_version() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def training_claim(*, job_id: int, runner: str) -> Job | None:
