@@ -113,9 +113,9 @@ def task_claim_next(
     now = timezone.now()
     wanted = _kinds_by_priority(project, kinds)
     with transaction.atomic():
-        get_user_model().objects.select_for_update().filter(pk=labeler.pk).first()
+        _lock_labeler(labeler.pk)
         live = (
-            Assignment.objects.select_related("item")
+            _with_item(Assignment.objects)
             .filter(
                 labeler=labeler,
                 state=AssignmentState.LEASED,
@@ -129,17 +129,87 @@ def task_claim_next(
         if live is not None:
             return Claim(assignment=live, resumed=True)
         leases_expire(project=project)
+        expires = now + timedelta(minutes=project.lease_minutes)
         for kind in wanted:
-            item = _next_item(project=project, kind=kind, labeler=labeler)
-            if item is not None:
-                assignment = _lease(item=item, project=project, labeler=labeler, now=now)
-                return Claim(assignment=assignment, resumed=False)
+            assignment_id = _claim_kind(
+                project=project, kind=kind, labeler=labeler, now=now, expires=expires
+            )
+            if assignment_id is not None:
+                return Claim(
+                    assignment=_with_item(Assignment.objects).get(pk=assignment_id), resumed=False
+                )
     return None
 
 
-def _lease(*, item: WorkItem, project: Project, labeler: Any, now: Any) -> Assignment:
-    expires = now + timedelta(minutes=project.lease_minutes)
-    # One upsert: a first lease inserts, a lease after expiry or release reuses the row.
+def _with_item(assignments: Any) -> Any:
+    return assignments.select_related("item", "item__prompt", "item__comparison")
+
+
+def _lock_labeler(labeler_id: int) -> None:
+    """One claim at a time per labeler (two tabs cannot take two slots of one item)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", [labeler_id])
+    else:
+        get_user_model().objects.select_for_update().filter(pk=labeler_id).first()
+
+
+# Take the next open item of one kind and lease it, in one statement: the candidate row is locked
+# (SKIP LOCKED), its lease counter bumped, and the labeler's assignment inserted or, after an
+# expiry or a release, reused. A concurrent claimer that finds the row updated re-checks
+# `done_count < required_labels - active_leases` against the new values.
+_CLAIM_SQL = """
+WITH candidate AS (
+    SELECT w.id FROM annotations_workitem w
+    WHERE w.project_id = %(project)s AND w.kind = %(kind)s AND w.is_open
+      AND w.done_count < w.required_labels - w.active_leases
+      AND w.id NOT IN (
+          SELECT a.item_id FROM annotations_assignment a
+          WHERE a.labeler_id = %(labeler)s AND a.state IN ('submitted', 'skipped'))
+    ORDER BY w.priority DESC, w.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), bumped AS (
+    UPDATE annotations_workitem w SET active_leases = w.active_leases + 1
+    FROM candidate WHERE w.id = candidate.id
+    RETURNING w.id
+)
+INSERT INTO annotations_assignment
+    (item_id, labeler_id, token, state, leased_at, expires_at, finished_at, skip_reason)
+SELECT bumped.id, %(labeler)s, %(token)s, 'leased', %(now)s, %(expires)s, NULL, ''
+FROM bumped
+ON CONFLICT (item_id, labeler_id) DO UPDATE SET
+    state = 'leased', token = EXCLUDED.token, leased_at = EXCLUDED.leased_at,
+    expires_at = EXCLUDED.expires_at, finished_at = NULL, skip_reason = ''
+RETURNING id
+"""
+
+
+def _claim_kind(*, project: Project, kind: str, labeler: Any, now: Any, expires: Any) -> int | None:
+    """The id of the labeler's new assignment on the next item of `kind`, or None."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_SQL,
+                {
+                    "project": project.pk,
+                    "kind": kind,
+                    "labeler": labeler.pk,
+                    "token": uuid.uuid4(),
+                    "now": now,
+                    "expires": expires,
+                },
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+    item = _next_item(project=project, kind=kind, labeler=labeler)
+    if item is None:
+        return None
+    return _lease(item=item, labeler=labeler, now=now, expires=expires).pk
+
+
+def _lease(*, item: WorkItem, labeler: Any, now: Any, expires: Any) -> Assignment:
+    """The portable lease (SQLite, where one writer at a time makes the race moot)."""
     (assignment,) = Assignment.objects.bulk_create(
         [
             Assignment(
@@ -158,7 +228,6 @@ def _lease(*, item: WorkItem, project: Project, labeler: Any, now: Any) -> Assig
         update_fields=["state", "token", "leased_at", "expires_at", "finished_at", "skip_reason"],
     )
     WorkItem.objects.filter(pk=item.pk).update(active_leases=F("active_leases") + 1)
-    assignment.item = item
     return assignment
 
 
