@@ -68,6 +68,30 @@ def demo_rows() -> list[PromptRow]:
     return rows
 
 
+CANNED_OUTPUTS = [
+    "Here is a short answer that covers the main point clearly.",
+    "Sure! First, consider the basics. Then build on them step by step, checking as you go.",
+    "I cannot help with that.",
+    "A long and winding reply that repeats the question and never quite answers it, although "
+    "it sounds confident throughout.",
+]
+
+
+def _demo_work(project: Project) -> None:
+    """Work waiting for the demo labeler: demonstrations, prompt annotations, prompt writing,
+    and a few comparisons (canned outputs, so ranking works before any model is sampled)."""
+    from annotations.services.comparisons import comparison_create
+    from annotations.services.demonstrations import prompt_work_queue
+    from annotations.services.prompt_writing import prompt_writing_queue
+
+    prompt_work_queue(project=project, kind="demonstration", count=10)
+    prompt_work_queue(project=project, kind="prompt_annotation", count=10)
+    prompt_writing_queue(project=project, count=3)
+    for prompt in project.prompts.order_by("-id")[:5]:
+        outputs = [{"text": text, "model_name": "demo-canned"} for text in CANNED_OUTPUTS]
+        comparison_create(project=project, prompt=prompt, outputs=outputs)
+
+
 @transaction.atomic
 def demo_load() -> dict[str, Any]:
     """Create the demo once. Returns the new users' passwords (only for users it created)."""
@@ -91,4 +115,5 @@ def demo_load() -> dict[str, Any]:
         )
         intake = PromptIntake(project=project, created_by=admin)
         prompts = len(intake.add(demo_rows()))
+        _demo_work(project)
     return {"passwords": created, "project": project, "prompts": prompts}

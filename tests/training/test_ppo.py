@@ -136,6 +136,18 @@ def test_ppo_raises_the_reward_and_reports_kl_and_checkpoints(setup, plain_ppo) 
 
 
 @pytest.mark.training
+def test_kl_penalty_bounds_the_drift_from_the_reference(setup, plain_ppo) -> None:
+    """The same run with a 25x larger KL coefficient ends much closer to the SFT policy."""
+    strict = _run(_ppo_spec(setup, "strict", beta=0.5))
+
+    def final_kl(events: list[dict[str, Any]]) -> float:
+        kls = [e["metrics"]["kl"] for e in events if e["event"] == "progress"]
+        return sum(kls[-5:]) / 5
+
+    assert final_kl(strict) < 0.5 * final_kl(plain_ppo), (final_kl(strict), final_kl(plain_ppo))
+
+
+@pytest.mark.training
 def test_ptx_term_keeps_the_sft_likelihood_higher(setup, plain_ppo) -> None:
     with_ptx = _run(_ppo_spec(setup, "ptx", gamma_ptx=2.0))
     rows = synthetic_sft_rows(64, seed=4)
