@@ -26,9 +26,7 @@ class PromptListApi(APIView):
         text = serializers.CharField(trim_whitespace=False)
         customer_id = serializers.CharField(max_length=200)
         source = serializers.ChoiceField(choices=["customer", "labeler"], default="customer")
-        category = serializers.ChoiceField(
-            choices=CATEGORIES, required=False, allow_blank=True
-        )
+        category = serializers.ChoiceField(choices=CATEGORIES, required=False, allow_blank=True)
 
     def get_permissions(self) -> list:
         action = "import_prompts" if self.request.method == "POST" else "view_jobs"
