@@ -35,6 +35,7 @@ urlpatterns = [
     path(
         "projects/<slug:slug>/guidelines/", projects.project_guidelines, name="project_guidelines"
     ),
+    path("projects/<slug:slug>/quality/", projects.project_quality_page, name="project_quality"),
     path("projects/<slug:slug>/prompts/", prompts.prompt_list, name="prompt_list"),
     path("projects/<slug:slug>/prompts/import/", prompts.prompt_import, name="prompt_import"),
     path("jobs/", jobs.job_list, name="job_list"),

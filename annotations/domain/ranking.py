@@ -115,7 +115,7 @@ def _relation(ranks: dict[Any, int], a: Any, b: Any) -> int:
     return (ranks[a] > ranks[b]) - (ranks[a] < ranks[b])
 
 
-def _agreement_counts(first: Groups, second: Groups) -> tuple[int, int]:
+def agreement_counts(first: Groups, second: Groups) -> tuple[int, int]:
     """(agreed, shared) comparisons of two rankings."""
     first_ranks, second_ranks = rank_of(first), rank_of(second)
     shared = sorted(set(first_ranks) & set(second_ranks), key=repr)
@@ -137,7 +137,7 @@ def pairwise_agreement(first: Groups, second: Groups) -> float | None:
     another clearly separates does disagree. Symmetric, in [0, 1], and 1.0 for a ranking with
     itself (when it has at least two items).
     """
-    agreed, total = _agreement_counts(first, second)
+    agreed, total = agreement_counts(first, second)
     return agreed / total if total else None
 
 
@@ -146,7 +146,7 @@ def agreement_mean(rankings: Sequence[Groups]) -> float | None:
     (so the figure is the share of all shared comparisons agreed on); None with no overlap."""
     agreed = total = 0
     for first, second in combinations(rankings, 2):
-        pair_agreed, pair_total = _agreement_counts(first, second)
+        pair_agreed, pair_total = agreement_counts(first, second)
         agreed += pair_agreed
         total += pair_total
     return agreed / total if total else None

@@ -10,6 +10,7 @@ from annotations.forms import ProjectForm
 from annotations.roles import require, user_can
 from annotations.selectors.access import jobs_for_user, project_get_for_user, projects_for_user
 from annotations.selectors.projects import label_schema_current, project_prompt_counts
+from annotations.selectors.quality import project_quality
 from annotations.services.projects import project_create, project_update
 
 
@@ -81,3 +82,21 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def project_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug)
     return render(request, "annotations/guidelines.html", {"project": project})
+
+
+@require("view_jobs")
+def project_quality_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_user(user=request.user, slug=slug, action="view_jobs")
+    raw_days = request.GET.get("days", "14")
+    days = min(max(int(raw_days), 1), 90) if raw_days.isdigit() else 14
+    quality = project_quality(project=project, days=days)
+    chart = {
+        **quality["per_day"],
+        "labelers": [entry.username for entry in quality["labelers"]],
+        "agreement": [entry.agreement for entry in quality["labelers"]],
+    }
+    return render(
+        request,
+        "annotations/quality.html",
+        {"project": project, "quality": quality, "chart": chart, "days": days},
+    )

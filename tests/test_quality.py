@@ -1,0 +1,90 @@
+"""The quality page: agreement between labelers, acceptance, time, throughput per day."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from annotations.models import Demonstration, Ranking
+from annotations.roles import Role
+from annotations.selectors.quality import project_quality
+from annotations.services.comparisons import comparison_create
+from tests.factories import UserFactory
+from tests.test_pages import add_prompts
+
+pytestmark = pytest.mark.django_db
+
+
+def comparisons(project, n):
+    add_prompts(project, n, start=500, text="Quality prompt")
+    outputs = [{"text": f"output {i}", "model_name": "m"} for i in range(4)]
+    return [
+        comparison_create(project=project, prompt=prompt, outputs=outputs)
+        for prompt in project.prompts.order_by("id")[:n]
+    ]
+
+
+def rank(task, labeler, order, ties=()):
+    ids = list(task.completions.order_by("position").values_list("pk", flat=True))
+    groups = [[ids[i] for i in group] for group in order]
+    return Ranking.objects.create(
+        task=task,
+        labeler=labeler,
+        schema_version=1,
+        state="submitted",
+        groups=groups,
+        time_spent_ms=30_000,
+        submitted_at=timezone.now(),
+    )
+
+
+def test_agreement_acceptance_and_throughput(project):
+    alice, bob, carol = (
+        UserFactory(username=n, roles=[Role.LABELER]) for n in ("alice", "bob", "carol")
+    )
+    first, second = comparisons(project, 2)
+    rank(first, alice, [[0], [1], [2], [3]])
+    rank(first, bob, [[0], [1], [3], [2]])  # 5 of 6 pairs agree with alice
+    rank(second, alice, [[0, 1], [2], [3]])
+    rank(second, carol, [[0, 1], [2], [3]])  # all 6 agree, the tie included
+    prompt = project.prompts.first()
+    Demonstration.objects.create(
+        prompt=prompt, labeler=bob, text="x", state="accepted", submitted_at=timezone.now()
+    )
+    Demonstration.objects.create(
+        prompt=prompt, labeler=carol, text="y", state="rejected", submitted_at=timezone.now()
+    )
+    quality = project_quality(project=project, days=7)
+    by_name = {entry.username: entry for entry in quality["labelers"]}
+    assert quality["shared_comparisons"] == 12
+    assert quality["agreement"] == pytest.approx(11 / 12)
+    assert by_name["alice"].agreement == pytest.approx(11 / 12)
+    assert by_name["bob"].agreement == pytest.approx(5 / 6)
+    assert by_name["carol"].agreement == 1.0
+    assert (by_name["bob"].acceptance, by_name["carol"].acceptance) == (1.0, 0.0)
+    assert by_name["alice"].median_ranking_seconds == 30
+    assert quality["per_day"]["rankings"][-1] == 4
+    assert quality["per_day"]["demonstrations"][-1] == 2
+    assert len(quality["per_day"]["days"]) == 7
+
+
+def test_quality_page_permissions_and_queries(
+    admin_client_, engineer_client, labeler_client, project
+):
+    url = reverse("project_quality", args=["test"])
+    assert labeler_client.get(url).status_code == 403
+    assert b"Nobody has submitted work" in admin_client_.get(url).content
+    first, second = comparisons(project, 2)
+    labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(2)]
+    for labeler in labelers:
+        rank(first, labeler, [[0], [1], [2], [3]])
+    with CaptureQueriesContext(connection) as few:
+        page = engineer_client.get(url)
+    assert b"of 6 comparisons that two labelers share" in page.content
+    assert b'id="quality-data"' in page.content
+    for labeler in [UserFactory(roles=[Role.LABELER]) for _ in range(5)]:
+        rank(second, labeler, [[0], [1], [2], [3]])
+    with CaptureQueriesContext(connection) as many:
+        engineer_client.get(url)
+    assert len(many) == len(few)
