@@ -4,6 +4,7 @@ Same services and validation as the pages; every error has the one shape
 {"error": {"code", "message", "details": {"problems": [{"output", "field", "message"}]}}}.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -145,6 +146,23 @@ class RankingNextApi(APIView):
         return Response(self.Output(payload).data)
 
 
+def _store(request: Request, token: str, service: Callable[..., Any]) -> Response:
+    """Validate the body, hand the answer to `service` (submit or draft) for the caller's own
+    assignment, and answer with the stored ranking."""
+    assignment = ranking_assignment_get_for_user(user=request.user, token=token)
+    answer = _answer(request)
+    ranking = service(
+        assignment=assignment,
+        labeler=request.user,
+        groups=answer.groups,
+        ratings=answer.ratings,
+        none_acceptable=answer.none_acceptable,
+        notes=answer.notes,
+        time_spent_ms=answer.time_spent_ms,
+    )
+    return Response(_ranking_data(ranking, assignment.item.project))
+
+
 class RankingSubmitApi(APIView):
     """Submit a complete ranking; the same call again is a no-op, a different one a revision."""
 
@@ -152,18 +170,7 @@ class RankingSubmitApi(APIView):
 
     @extend_schema(request=RankingInput, responses=RankingOutput, summary="Submit a ranking")
     def post(self, request: Request, token: str) -> Response:
-        assignment = ranking_assignment_get_for_user(user=request.user, token=token)
-        answer = _answer(request)
-        ranking = ranking_submit(
-            assignment=assignment,
-            labeler=request.user,
-            groups=answer.groups,
-            ratings=answer.ratings,
-            none_acceptable=answer.none_acceptable,
-            notes=answer.notes,
-            time_spent_ms=answer.time_spent_ms,
-        )
-        return Response(_ranking_data(ranking, assignment.item.project))
+        return _store(request, token, ranking_submit)
 
 
 class RankingDraftApi(APIView):
@@ -173,18 +180,7 @@ class RankingDraftApi(APIView):
 
     @extend_schema(request=RankingInput, responses=RankingOutput, summary="Save a draft ranking")
     def put(self, request: Request, token: str) -> Response:
-        assignment = ranking_assignment_get_for_user(user=request.user, token=token)
-        answer = _answer(request)
-        ranking = ranking_draft_save(
-            assignment=assignment,
-            labeler=request.user,
-            groups=answer.groups,
-            ratings=answer.ratings,
-            none_acceptable=answer.none_acceptable,
-            notes=answer.notes,
-            time_spent_ms=answer.time_spent_ms,
-        )
-        return Response(_ranking_data(ranking, assignment.item.project))
+        return _store(request, token, ranking_draft_save)
 
 
 class RankingDetailApi(APIView):
