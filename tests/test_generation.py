@@ -239,6 +239,16 @@ def test_import_outputs_file(project, tmp_path):
         ({"prompt": "x", "customer_id": "c", "model": "m", "outputs": ["a"] * 3}, "4..9 outputs"),
         ({"prompt": "x", "customer_id": "c", "outputs": ["a"] * 4}, "needs a model name"),
         (
+            {
+                "prompt": "twice",
+                "customer_id": "c",
+                "model": "m",
+                "outputs": ["a"] * 4,
+                "_twice": True,
+            },
+            "the same prompt as line 2",
+        ),
+        (
             {"prompt": "x", "customer_id": "c", "model": "m", "outputs": ["a", "", "b", "c"]},
             "'outputs'[1] has no text",
         ),
@@ -247,11 +257,12 @@ def test_import_outputs_file(project, tmp_path):
 def test_import_outputs_errors_name_the_line(project, tmp_path, row, message):
     prompts = add_prompts(project, 1)
     good = {"prompt_id": prompts[0].pk, "model": "m", "outputs": ["a", "b", "c", "d"]}
-    path = write_jsonl(tmp_path / "o.jsonl", [good, row])
+    twice = row.pop("_twice", False)
+    path = write_jsonl(tmp_path / "o.jsonl", [good, row, row] if twice else [good, row])
     with pytest.raises(ApplicationError) as caught:
         outputs_import_file(project=project, path=path)
     errors = caught.value.details["report"]["errors"]
-    assert errors[0]["line"] == 2
+    assert errors[0]["line"] == (3 if twice else 2)
     assert message in errors[0]["message"]
     assert not ComparisonTask.objects.exists()
     assert project.prompts.count() == 1

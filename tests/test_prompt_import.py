@@ -188,6 +188,10 @@ def test_skip_invalid_imports_the_rest(project, tmp_path):
         ),
         ({"text": "   ", "customer_id": "a"}, "'text' is empty"),
         ({"text": "hi", "customer_id": "a", "metadata": [1]}, "'metadata' must be an object"),
+        ({"text": "hi", "customer_id": "a", "category": ["open_qa"]}, "'category' ['open_qa']"),
+        ({"text": "hi", "customer_id": "a", "source": {"x": 1}}, "'source' must be"),
+        ({"text": "hi", "customer_id": "a", "metadata": {"x": "a\u0000"}}, "NUL character"),
+        ({"text": "a\u0000b", "customer_id": "a"}, "'text' contains a NUL character"),
     ],
 )
 def test_row_errors_say_what_to_fix(project, tmp_path, row, message):

@@ -75,6 +75,7 @@ def test_quality_page_permissions_and_queries(
     url = reverse("project_quality", args=["test"])
     assert labeler_client.get(url).status_code == 403
     assert b"Nobody has submitted work" in admin_client_.get(url).content
+    assert admin_client_.get(url, {"days": "\u00b2"}).status_code == 200  # not a plain digit
     first, second = comparisons(project, 2)
     labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(2)]
     for labeler in labelers:

@@ -216,3 +216,37 @@ def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
         for item in items.values()
     )
     assert Assignment.objects.filter(item__project=project, state="submitted").count() == 3000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_late_submits_count_once(admin_user):
+    """Two late submits of one expired assignment (a double click) count it once."""
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Late", "slug": "late"})
+    make_items(project, 1, required=3)
+    labeler = UserFactory(roles=[Role.LABELER])
+    claim = task_claim_next(labeler=labeler, project=project)
+    Assignment.objects.filter(pk=claim.assignment.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    leases_expire(project=project)
+    results: list = []
+    barrier = threading.Barrier(2)
+
+    def late_submit():
+        try:
+            barrier.wait()
+            with transaction.atomic():
+                results.append(assignment_complete(assignment=claim.assignment))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=late_submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
+    item = WorkItem.objects.get(project=project)
+    assert (item.done_count, item.active_leases) == (1, 0)

@@ -144,6 +144,15 @@ def test_malformed_body_has_the_one_error_shape(project, labeler_api):
     assert "groups" in response.json()["error"]["message"]
 
 
+def test_time_on_task_out_of_range_is_refused_cleanly(project, labeler_api):
+    make_comparison(project, k=4)
+    task = take(labeler_api, project)
+    body = {**answer_for(task), "time_spent_ms": 10**20}
+    response = labeler_api.post(submit_url(task), body, format="json")
+    assert response.status_code == 400
+    assert "time_spent_ms" in response.json()["error"]["message"]
+
+
 def test_submit_query_count_is_small_and_does_not_grow_with_k(project, labeler):
     make_comparison(project, k=4)
     make_comparison(project, k=9)

@@ -198,9 +198,28 @@ def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_pa
         ),
         ({"kind": "ppo", "dataset": sft}, "trains on a finished PPO prompts"),
     ]
+    cases += [
+        (
+            {"kind": "reward", "dataset": rankings, "demonstrations": rankings},
+            "demonstrations snapshot must be a finished SFT export",
+        ),
+        (
+            {"kind": "reward", "dataset": rankings, "hyperparameters": {"epochs": "three"}},
+            "epochs must be a number",
+        ),
+        (
+            {"kind": "reward", "dataset": rankings, "hyperparameters": {"learning_rate": -5}},
+            "learning_rate must be a finite number",
+        ),
+        (
+            {"kind": "sft", "dataset": sft, "base_model": builtin["tiny-rm"]},
+            "starts from a policy; tiny-rm is a reward model",
+        ),
+    ]
     for kwargs, message in cases:
+        kwargs.setdefault("base_model", builtin["tiny"])
         with pytest.raises(ApplicationError, match=message):
-            training_start(user=engineer, base_model=builtin["tiny"], **kwargs)
+            training_start(user=engineer, **kwargs)
     ModelVersion.objects.create(name="remote-only", hub_id="org/model")
     with pytest.raises(ApplicationError, match="has no local weights"):
         training_start(

@@ -22,7 +22,7 @@ from annotations.selectors.access import (
 )
 from annotations.selectors.rankings import RankingAnswer, ranking_context, revision_deadline
 from annotations.services.queue import task_claim_next
-from annotations.services.rankings import ranking_draft_save, ranking_submit
+from annotations.services.rankings import MAX_TIME_SPENT_MS, ranking_draft_save, ranking_submit
 
 
 class RankingInput(serializers.Serializer):
@@ -48,7 +48,9 @@ class RankingInput(serializers.Serializer):
     )
     none_acceptable = serializers.BooleanField(default=False)
     notes = serializers.CharField(required=False, default="", allow_blank=True)
-    time_spent_ms = serializers.IntegerField(required=False, default=0, min_value=0)
+    time_spent_ms = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=MAX_TIME_SPENT_MS
+    )
 
 
 class RankingOutput(serializers.Serializer):

@@ -160,10 +160,10 @@ def check_row(line: int, raw: dict) -> PromptRow | RowError:
             else problem
         )
     source = raw.get("source", "customer")
-    if source not in ("customer", "labeler"):
+    if not isinstance(source, str) or source not in ("customer", "labeler"):
         problems.append(f"'source' must be 'customer' or 'labeler', got {source!r}")
     category = raw.get("category", "")
-    if category and category not in CATEGORY_KEYS:
+    if category and (not isinstance(category, str) or category not in CATEGORY_KEYS):
         problems.append(f"'category' {category!r} is not one of {sorted(CATEGORY_KEYS)}")
     external_id, problem = _short_string(raw, "id", required=False)
     if problem:
@@ -171,6 +171,8 @@ def check_row(line: int, raw: dict) -> PromptRow | RowError:
     metadata = raw.get("metadata", {})
     if not isinstance(metadata, dict):
         problems.append("'metadata' must be an object")
+    elif "\\u0000" in json.dumps(metadata) or any("\x00" in m["content"] for m in messages or []):
+        problems.append("'metadata' or 'messages' contains a NUL character; remove it")
     if problems:
         return RowError(line, "; ".join(problems))
     return PromptRow(

@@ -92,11 +92,19 @@ def _resolve_prompts(project: Project, rows: list[dict[str, Any]]) -> list[dict[
     """Fill prompt_id for rows that give text: a stored prompt with the same dedup key, or a new
     prompt through the intake filters (which needs a customer_id)."""
     errors = []
-    keyed = {
-        dedup_key(r["prompt"], project.dedup_prefix_chars): r
-        for r in rows
-        if r["prompt_id"] is None
-    }
+    keyed: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["prompt_id"] is None:
+            key = dedup_key(row["prompt"], project.dedup_prefix_chars)
+            first = keyed.setdefault(key, row)
+            if first is not row:
+                errors.append(
+                    {
+                        "line": row["line"],
+                        "message": f"Line {row['line']}: the same "
+                        f"prompt as line {first['line']}; one comparison each.",
+                    }
+                )
     stored = dict(
         Prompt.objects.filter(project=project, dedup_key__in=keyed).values_list("dedup_key", "id")
     )
@@ -140,6 +148,8 @@ def outputs_import_file(*, project: Project, path: Path, job: Job | None = None)
         errors += _resolve_prompts(locked, rows)
         seen: dict[int, int] = {}
         for row in rows:
+            if row["prompt_id"] is None:
+                continue  # its line has an error already
             if row["prompt_id"] in seen:
                 errors.append(
                     {

@@ -18,6 +18,7 @@ from annotations.models.jobs import JobKind
 from annotations.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
 
 CHUNK_ROWS = 2000
+IMPORT_STARTS = "Importing all rows in one transaction"
 Progress = Callable[[int, str], bool]  # (bytes read, phase) -> cancel requested
 
 
@@ -139,6 +140,8 @@ def prompt_import_file(
                 code="empty_file",
                 details={"report": checking.as_dict()},
             )
+    if progress is not None:
+        progress(0, IMPORT_STARTS)
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         intake = PromptIntake(project=locked, created_by=user, import_job=import_job)
@@ -164,8 +167,13 @@ def prompt_import_run(*, job_id: int) -> None:
     passes = 1 if params["skip_invalid"] else 2
 
     def progress(done: int, phase: str) -> bool:
-        offset = 0 if phase == "Checking rows" or passes == 1 else size
-        return job_progress(job_id=job_id, done=offset + done, total=size * passes, message=phase)
+        if phase == "Importing":
+            # Inside the all-or-nothing transaction: writing the job row would hold its lock
+            # (a cancel request would wait) and stay invisible until commit. Only read the flag.
+            return Job.objects.filter(pk=job_id, cancel_requested=True).exists()
+        if phase == IMPORT_STARTS:
+            done = size * (passes - 1)  # the checking pass is done; the import shows at once
+        return job_progress(job_id=job_id, done=done, total=size * passes, message=phase)
 
     try:
         report = prompt_import_file(

@@ -258,15 +258,17 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     if updated:
         _count_done(item_id=assignment.item_id, released_lease=True)
         return True
-    current = Assignment.objects.get(pk=assignment.pk)
+    current = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if current.state == AssignmentState.SUBMITTED:
         return False
     if current.state in (AssignmentState.EXPIRED, AssignmentState.RELEASED):
         item = WorkItem.objects.select_for_update().get(pk=assignment.item_id)
+        late = Assignment.objects.filter(
+            pk=assignment.pk, state__in=[AssignmentState.EXPIRED, AssignmentState.RELEASED]
+        )
         if item.done_count + item.active_leases < item.required_labels:
-            Assignment.objects.filter(pk=assignment.pk).update(
-                state=AssignmentState.SUBMITTED, finished_at=now
-            )
+            if not late.update(state=AssignmentState.SUBMITTED, finished_at=now):
+                return False  # a concurrent late submit of the same assignment counted it
             _count_done(item_id=item.pk, released_lease=False)
             return True
         raise ApplicationError(

@@ -22,6 +22,7 @@ from annotations.selectors.rankings import (
 from annotations.services.queue import assignment_complete
 
 MAX_NOTES = 5000
+MAX_TIME_SPENT_MS = 24 * 3600 * 1000  # a day on one ranking is a forgotten tab
 ALLOWED = {True: ("yes", "no", "na"), False: ("yes", "no")}
 
 
@@ -145,7 +146,7 @@ def _check_ratings(check: _Check, ratings: Any) -> dict[str, dict[str, Any]]:
     letters = check.context.letters
     by_pk: dict[int, Any] = {}
     for key, rating in ratings.items():
-        pk = int(key) if str(key).isdigit() else None
+        pk = int(key) if str(key).isascii() and str(key).isdigit() else None
         if pk not in letters:
             check.add(
                 f"Ratings name {key!r}, which is not an output of this comparison.", field="ratings"
@@ -173,9 +174,12 @@ def _validated(context: RankingContext, answer: RankingAnswer, *, complete: bool
     if (
         isinstance(answer.time_spent_ms, bool)
         or not isinstance(answer.time_spent_ms, int)
-        or (answer.time_spent_ms < 0)
+        or not 0 <= answer.time_spent_ms <= MAX_TIME_SPENT_MS
     ):
-        check.add("time_spent_ms must be a whole number >= 0.", field="time_spent_ms")
+        check.add(
+            f"time_spent_ms must be a whole number from 0 to {MAX_TIME_SPENT_MS}.",
+            field="time_spent_ms",
+        )
     if check.problems:
         count = len(check.problems)
         raise ApplicationError(

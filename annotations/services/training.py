@@ -11,6 +11,7 @@ is found by `training_jobs_reap` (beat) and its job queued again, up to MAX_ATTE
 """
 
 import json
+import math
 import secrets
 import subprocess
 import sys
@@ -91,7 +92,35 @@ def _check_hyperparameters(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
             f"{kind} takes {', '.join(sorted(known))}.",
             code="invalid_hyperparameters",
         )
+    types = {field.name: str(field.type) for field in fields(BY_KIND[kind])}
+    problems = [
+        f"{name} {problem}"
+        for name, value in raw.items()
+        if (problem := _value_problem(types[name], value))
+    ]
+    if problems:
+        raise ApplicationError(
+            "Hyperparameters not usable: " + "; ".join(problems) + ".",
+            code="invalid_hyperparameters",
+        )
     return raw
+
+
+def _value_problem(type_name: str, value: Any) -> str | None:
+    """Why `value` does not fit a hyperparameter declared as `type_name`, or None."""
+    if value is None:
+        return None if "None" in type_name else "must be set"
+    if "bool" in type_name:
+        return None if isinstance(value, bool) else "must be true or false"
+    if "str" in type_name:
+        return None if isinstance(value, str) else "must be text"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number"
+    if "int" in type_name and "float" not in type_name and not isinstance(value, int):
+        return "must be a whole number"
+    if not math.isfinite(value) or value < -1:
+        return "must be a finite number, at least 0 (-1 where it means 'no limit')"
+    return None
 
 
 def _dataset_file(dataset: DatasetExport, split: str) -> str | None:
@@ -131,6 +160,18 @@ def training_start(
         reward_model is None or reward_model.kind != ModelKind.REWARD
     ):
         raise ApplicationError(f"{JobKind(kind).label} needs a reward model.", code="no_reward")
+    if base_model.kind != ModelKind.POLICY and kind != JobKind.REWARD:
+        raise ApplicationError(
+            f"{JobKind(kind).label} starts from a policy; {base_model.name} is a reward model.",
+            code="wrong_base_model",
+        )
+    for role, extra in (("demonstrations", demonstrations), ("pretrain", pretrain)):
+        if extra is not None and not (extra.ready and extra.kind == ExportKind.SFT):
+            raise ApplicationError(
+                f"The {role} snapshot must be a finished SFT export; v{extra.version} is a "
+                f"{extra.get_kind_display()} export{'' if extra.ready else ' not finished'}.",
+                code="wrong_dataset",
+            )
     hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
     data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
     if demonstrations is not None:

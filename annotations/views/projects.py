@@ -88,7 +88,7 @@ def project_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
 def project_quality_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="view_jobs")
     raw_days = request.GET.get("days", "14")
-    days = min(max(int(raw_days), 1), 90) if raw_days.isdigit() else 14
+    days = min(max(int(raw_days), 1), 90) if raw_days.isascii() and raw_days.isdigit() else 14
     quality = project_quality(project=project, days=days)
     chart = {
         **quality["per_day"],

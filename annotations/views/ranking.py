@@ -47,7 +47,7 @@ def answer_from_post(post: QueryDict) -> RankingAnswer:
         kind, pk, field_pk, field = match.groups()
         rating = ratings.setdefault(pk or field_pk, {"likert": None, "fields": {}})
         if kind == "likert":
-            rating["likert"] = int(value) if value.isdigit() else value
+            rating["likert"] = int(value) if value.isascii() and value.isdigit() else value
         elif kind == "notes":
             rating["notes"] = value
         else:
@@ -58,7 +58,7 @@ def answer_from_post(post: QueryDict) -> RankingAnswer:
         ratings=ratings,
         none_acceptable=post.get("none_acceptable") == "on",
         notes=post.get("notes", ""),
-        time_spent_ms=int(elapsed) if elapsed.isdigit() else 0,
+        time_spent_ms=int(elapsed) if elapsed.isascii() and elapsed.isdigit() else 0,
     )
 
 
