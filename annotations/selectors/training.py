@@ -3,9 +3,9 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotations.models import DatasetExport, Job, JobMetric, ModelVersion, Project
-from annotations.models.jobs import ExportKind
+from annotations.models.jobs import TRAINING_KINDS, ExportKind
 from annotations.models.outputs import ModelKind
-from annotations.services.training import DATA_KIND, TRAINING_KINDS
+from annotations.services.training import DATA_KIND
 
 
 def training_jobs(*, project: Project | None = None) -> QuerySet[Job]:

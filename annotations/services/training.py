@@ -28,7 +28,13 @@ from django.utils import timezone
 
 from annotations.errors import ApplicationError
 from annotations.models import DatasetExport, Job, JobMetric, ModelVersion, Project
-from annotations.models.jobs import FINISHED_STATES, ExportKind, JobKind, JobState
+from annotations.models.jobs import (
+    FINISHED_STATES,
+    TRAINING_KINDS,
+    ExportKind,
+    JobKind,
+    JobState,
+)
 from annotations.models.outputs import ModelKind
 from annotations.services.jobs import (
     code_version,
@@ -48,7 +54,6 @@ TRAINER_KIND = {
     JobKind.PPO: "ppo",
     JobKind.RLOO: "rloo",
 }
-TRAINING_KINDS = tuple(TRAINER_KIND)
 DATA_KIND = {
     JobKind.SFT: ExportKind.SFT,
     JobKind.REWARD: ExportKind.RM_RANKINGS,

@@ -71,3 +71,22 @@ def atomic_trainer_class(base: type) -> type:
             shutil.rmtree(staging_root, ignore_errors=True)
 
     return AtomicTrainer
+
+
+def protocol_trainer_args(
+    spec: TrainingSpec, device: Any, *, checkpoint_every: int, activation_checkpointing: bool
+) -> dict[str, Any]:
+    """The Trainer arguments every protocol job shares: a progress event per step (logging every
+    step), checkpoints every N steps, the job's seed, the device's precision, no reporting."""
+    return {
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": checkpoint_every,
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        "bf16": device.bf16,
+        "activation_checkpointing": activation_checkpointing,
+        "use_cpu": not device.is_cuda,
+        "report_to": "none",
+        "disable_tqdm": True,
+    }

@@ -14,7 +14,11 @@ from typing import Any
 
 import torch
 
-from models_service.training.hf_trainer import ProtocolCallback, atomic_trainer_class
+from models_service.training.hf_trainer import (
+    ProtocolCallback,
+    atomic_trainer_class,
+    protocol_trainer_args,
+)
 from models_service.training.hyperparameters import RlooHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
@@ -66,16 +70,12 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
         max_completion_length=hp.max_completion_length,
         temperature=hp.temperature,
         beta=hp.beta,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=hp.checkpoint_every,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        bf16=device.bf16,
-        activation_checkpointing=hp.activation_checkpointing,
-        use_cpu=not device.is_cuda,
-        report_to="none",
-        disable_tqdm=True,
+        **protocol_trainer_args(
+            spec,
+            device,
+            checkpoint_every=hp.checkpoint_every,
+            activation_checkpointing=hp.activation_checkpointing,
+        ),
     )
     callback = ProtocolCallback(spec, events)
     trainer = atomic_trainer_class(RLOOTrainer)(

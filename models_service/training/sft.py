@@ -13,7 +13,11 @@ from typing import Any
 
 import torch
 
-from models_service.training.hf_trainer import ProtocolCallback, atomic_trainer_class
+from models_service.training.hf_trainer import (
+    ProtocolCallback,
+    atomic_trainer_class,
+    protocol_trainer_args,
+)
 from models_service.training.hyperparameters import SftHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
@@ -55,16 +59,12 @@ def sft_config(spec: TrainingSpec, hp: SftHyperparameters, device: Device, *, ro
         warmup_steps=math.ceil(hp.warmup_ratio * _estimated_steps(hp, rows)),
         weight_decay=hp.weight_decay,
         max_length=hp.max_length,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=hp.checkpoint_every,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        bf16=device.bf16,
-        activation_checkpointing=hp.activation_checkpointing,
-        use_cpu=not device.is_cuda,
-        report_to="none",
-        disable_tqdm=True,
+        **protocol_trainer_args(
+            spec,
+            device,
+            checkpoint_every=hp.checkpoint_every,
+            activation_checkpointing=hp.activation_checkpointing,
+        ),
         dataset_num_proc=None,
     )
 
