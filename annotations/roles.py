@@ -38,12 +38,17 @@ def user_roles(user: Any) -> frozenset[Role]:
         return frozenset()
     cached = getattr(user, "_labelapp_roles", None)
     if cached is None:
-        names = set(user.groups.values_list("name", flat=True))
-        cached = frozenset(Role(name) for name in names if name in Role._value2member_map_)
-        if user.is_superuser:
-            cached = cached | {Role.ADMIN}
-        user._labelapp_roles = cached
+        cached = roles_cache(user, user.groups.values_list("name", flat=True))
     return cached
+
+
+def roles_cache(user: Any, group_names: Any) -> frozenset[Role]:
+    """Keep the user's roles (from these group names) on the user object for the request."""
+    roles = frozenset(Role(name) for name in group_names if name in Role._value2member_map_)
+    if user.is_superuser:
+        roles = roles | {Role.ADMIN}
+    user._labelapp_roles = roles
+    return roles
 
 
 def user_can(user: Any, action: str) -> bool:

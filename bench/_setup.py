@@ -93,3 +93,72 @@ def percentile_ms(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class JsonClient:
+    """A small JSON-over-HTTP client on http.client. The load generator shares the machine's cores
+    with the server and PostgreSQL, so it should cost as little CPU per request as it can."""
+
+    def __init__(self, base: str, token: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base)
+        self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self._headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def post(self, path: str, body: object = None) -> tuple[int, object]:
+        """(status, decoded JSON body or None). Reconnects when the server closed the socket."""
+        import json
+
+        payload = json.dumps(body if body is not None else {})
+        self._connection.request("POST", path, body=payload, headers=self._headers)
+        response = self._connection.getresponse()
+        raw = response.read()
+        if response.will_close:
+            self._connection.close()
+        return response.status, (json.loads(raw) if raw else None)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def process_cpu_seconds(match) -> float:
+    """User + system CPU so far of every process for which match(pid, ppid, name) holds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        if match(int(stat.parent.name), int(fields[1]), name):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by the server (a process and its children), PostgreSQL and this process
+    between start() and stop(): where the machine's time goes per request."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def _sample(self) -> tuple[float, float, float]:
+        import time
+
+        server = process_cpu_seconds(lambda pid, ppid, _: self.server_pid in (pid, ppid))
+        postgres = process_cpu_seconds(lambda _pid, _ppid, name: name.startswith("postgres"))
+        return server, postgres, time.process_time()
+
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        return {
+            name: after[i] - self._before[i]
+            for i, name in enumerate(("server", "postgres", "client"))
+        }

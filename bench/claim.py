@@ -11,7 +11,6 @@ Targets at 32 labelers: >= 100 cycles/s, p99 < 300 ms, zero duplicates.
 """
 
 import argparse
-import logging
 import os
 import statistics
 import threading
@@ -21,7 +20,7 @@ from collections import Counter, defaultdict
 os.environ.setdefault(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/labelapp_bench_claim"
 )
-from _setup import BENCH_DB, django_setup, free_port, start_gunicorn
+from _setup import BENCH_DB, CpuMeter, JsonClient, django_setup, free_port, start_gunicorn
 
 ANNOTATION = {"category": "open_qa", "flags": {"asks_advice": True}, "pii": False}
 SLUG = "bench-claim"
@@ -58,9 +57,7 @@ def seed(items: int, labelers: int) -> list[str]:
     return tokens
 
 
-def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
-    import httpx
-
+def run_phase(base: str, tokens: list[str], seconds: float, meter: CpuMeter) -> dict:
     latencies: dict[str, list[float]] = defaultdict(list)
     submitted: Counter = Counter()  # (item_id, labeler) -> 201 responses
     errors: list[str] = []
@@ -70,41 +67,40 @@ def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
     def labeler(index: int, token: str) -> None:
         local: dict[str, list[float]] = defaultdict(list)
         mine: Counter = Counter()
-        headers = {"Authorization": f"Token {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
-                claim = http.post(f"/api/v1/projects/{SLUG}/work/next/", json={})
-                local["claim"].append(time.perf_counter() - started)
-                if claim.status_code == 204:
-                    break
-                if claim.status_code != 200:
-                    errors.append(f"claim {claim.status_code}: {claim.text[:200]}")
-                    break
-                task = claim.json()
-                started = time.perf_counter()
-                done = http.post(
-                    f"/api/v1/work/{task['token']}/demonstration/",
-                    json={"text": f"Answer by {index}", "annotation": ANNOTATION},
-                )
-                local["submit"].append(time.perf_counter() - started)
-                if done.status_code == 201:
-                    mine[(task["item_id"], index)] += 1
-                elif done.status_code != 200:
-                    errors.append(f"submit {done.status_code}: {done.text[:200]}")
-                    break
+        http = JsonClient(base, token)
+        body = {"text": f"Answer by {index}", "annotation": ANNOTATION}
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            status, task = http.post(f"/api/v1/projects/{SLUG}/work/next/")
+            local["claim"].append(time.perf_counter() - started)
+            if status == 204:
+                break
+            if status != 200:
+                errors.append(f"claim {status}: {str(task)[:200]}")
+                break
+            started = time.perf_counter()
+            status, done = http.post(f"/api/v1/work/{task['token']}/demonstration/", body)
+            local["submit"].append(time.perf_counter() - started)
+            if status == 201:
+                mine[(task["item_id"], index)] += 1
+            elif status != 200:
+                errors.append(f"submit {status}: {str(done)[:200]}")
+                break
+        http.close()
         with lock:
             for key, values in local.items():
                 latencies[key] += values
             submitted.update(mine)
 
     threads = [threading.Thread(target=labeler, args=pair) for pair in enumerate(tokens)]
+    meter.start()
     began = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
+    cpu = meter.stop()
     per_item = Counter(item for item, _ in submitted)
     duplicates = sum(1 for n in submitted.values() if n > 1) + sum(
         1
@@ -118,6 +114,7 @@ def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
         "latencies": latencies,
         "duplicates": duplicates,
         "errors": errors,
+        "cpu": cpu,
     }
 
 
@@ -142,6 +139,13 @@ def report(result: dict) -> float:
             f"      {kind:<6} n={len(values):>6}  p50 {pct(values, 50):6.1f} ms  "
             f"p95 {pct(values, 95):6.1f} ms  p99 {pct(values, 99):6.1f} ms"
         )
+    cycles = max(result["cycles"], 1)
+    cpu = result["cpu"]
+    print(
+        "      CPU per cycle: "
+        + ", ".join(f"{name} {seconds * 1000 / cycles:.1f} ms" for name, seconds in cpu.items())
+        + f" (machine: {os.cpu_count()} cores)"
+    )
     for error in result["errors"][:3]:
         print("      error:", error)
     return rate
@@ -170,7 +174,6 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=12000)
     args = parser.parse_args()
     django_setup()
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     tokens = seed(args.items, 1 + 8 + 32)
     from django.db import connection
 
@@ -178,12 +181,13 @@ def main() -> None:
     port = free_port()
     server = start_gunicorn(port=port, workers=args.workers, threads=args.threads)
     base = f"http://127.0.0.1:{port}"
+    meter = CpuMeter(server.pid)
     kind = f"gthread x{args.threads}" if args.threads > 1 else "sync"
     print(f"gunicorn {args.workers} {kind} workers, {args.items} items, database {BENCH_DB}")
     try:
-        baseline = report(run_phase(base, tokens[:1], args.baseline_seconds))
-        eight = report(run_phase(base, tokens[1:9], args.seconds))
-        thirty_two_result = run_phase(base, tokens[9:41], args.seconds)
+        baseline = report(run_phase(base, tokens[:1], args.baseline_seconds, meter))
+        eight = report(run_phase(base, tokens[1:9], args.seconds, meter))
+        thirty_two_result = run_phase(base, tokens[9:41], args.seconds, meter)
         thirty_two = report(thirty_two_result)
     finally:
         server.terminate()

@@ -10,7 +10,7 @@ ranking), with ratios against the baseline. Then logs in like a browser, opens a
 page and sums HTML + the CSS and JS it references, uncompressed.
 Targets: >= 80 rankings/s at 32 labelers, p99 < 300 ms, zero duplicates and lost; < 200 KB.
 
-    .venv/bin/python bench/ranking.py [--seconds 20] [--workers 3] [--threads 4] [--items 4000]
+    .venv/bin/python bench/ranking.py [--seconds 20] [--workers 5] [--threads 1] [--items 4000]
 """
 
 import argparse
@@ -18,17 +18,23 @@ import logging
 import os
 import re
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
 os.environ.setdefault(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/labelapp_bench_ranking"
 )
-from _setup import BENCH_DB, django_setup, free_port, percentile_ms, start_gunicorn
+from _setup import (
+    BENCH_DB,
+    CpuMeter,
+    JsonClient,
+    django_setup,
+    free_port,
+    percentile_ms,
+    start_gunicorn,
+)
 
 SLUG = "bench-ranking"
 K = 9
@@ -83,21 +89,6 @@ def seed(items: int, labelers: int) -> list[str]:
     return tokens
 
 
-def server_cpu_seconds(server: subprocess.Popen) -> float:
-    """User + system CPU of the gunicorn master and its workers so far (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        if server.pid in (pid, ppid):
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def answer(task: dict, index: int) -> dict:
     ids = [output["id"] for output in task["outputs"]]
     keys = [spec["key"] for spec in task["schema"]["output_fields"]]
@@ -114,9 +105,7 @@ def answer(task: dict, index: int) -> dict:
     }
 
 
-def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
-    import httpx
-
+def run_phase(base: str, tokens: list[str], seconds: float, meter: CpuMeter) -> dict:
     latencies: dict[str, list[float]] = defaultdict(list)
     accepted: list[tuple[int, str]] = []  # (ranking id, token) of every 200 to a submit
     errors: list[str] = []
@@ -126,40 +115,46 @@ def run_phase(base: str, tokens: list[str], seconds: float) -> dict:
     def labeler(index: int, token: str) -> None:
         local: dict[str, list[float]] = defaultdict(list)
         mine: list[tuple[int, str]] = []
-        headers = {"Authorization": f"Token {token}"}
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
-                claim = http.post(f"/api/v1/projects/{SLUG}/rankings/next/")
-                local["next"].append(time.perf_counter() - started)
-                if claim.status_code != 200:
-                    if claim.status_code != 204:
-                        errors.append(f"next {claim.status_code}: {claim.text[:200]}")
-                    break
-                task = claim.json()
-                started = time.perf_counter()
-                done = http.post(
-                    f"/api/v1/rankings/assignments/{task['token']}/submit/",
-                    json=answer(task, index),
-                )
-                local["submit"].append(time.perf_counter() - started)
-                if done.status_code != 200:
-                    errors.append(f"submit {done.status_code}: {done.text[:200]}")
-                    break
-                mine.append((done.json()["id"], task["token"]))
+        http = JsonClient(base, token)
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            status, task = http.post(f"/api/v1/projects/{SLUG}/rankings/next/")
+            local["next"].append(time.perf_counter() - started)
+            if status != 200:
+                if status != 204:
+                    errors.append(f"next {status}: {str(task)[:200]}")
+                break
+            started = time.perf_counter()
+            status, done = http.post(
+                f"/api/v1/rankings/assignments/{task['token']}/submit/", answer(task, index)
+            )
+            local["submit"].append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(f"submit {status}: {str(done)[:200]}")
+                break
+            mine.append((done["id"], task["token"]))
+        http.close()
         with lock:
             for name, values in local.items():
                 latencies[name].extend(values)
             accepted.extend(mine)
 
     threads = [threading.Thread(target=labeler, args=(i, t)) for i, t in enumerate(tokens)]
+    meter.start()
     started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    return {"latencies": latencies, "accepted": accepted, "errors": errors, "elapsed": elapsed}
+    cpu = meter.stop()
+    return {
+        "latencies": latencies,
+        "accepted": accepted,
+        "errors": errors,
+        "elapsed": elapsed,
+        "cpu": cpu,
+    }
 
 
 def integrity(accepted: list[tuple[int, str]]) -> tuple[int, int]:
@@ -196,6 +191,12 @@ def report(name: str, phase: dict) -> float:
                 f"p99 {percentile_ms(values, 0.99):.0f} ms"
             )
     print("; ".join(parts))
+    count = max(len(phase["accepted"]), 1)
+    print(
+        "  CPU per ranking (next + submit): "
+        + ", ".join(f"{k} {v * 1000 / count:.1f} ms" for k, v in phase["cpu"].items())
+        + f" (machine: {os.cpu_count()} cores)"
+    )
     for error in phase["errors"][:5]:
         print("  error:", error)
     return rate
@@ -242,8 +243,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--baseline-seconds", type=float, default=8)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help=">1 uses gthread workers")
     parser.add_argument("--items", type=int, default=4000)
     parser.add_argument("--labelers", type=int, default=32)
     args = parser.parse_args()
@@ -258,19 +259,19 @@ def main() -> None:
         )
         try:
             print(
-                f"gunicorn {args.workers} gthread workers x {args.threads} threads, "
-                f"{args.items} comparisons of K={K}, database {BENCH_DB}"
+                f"gunicorn {args.workers} "
+                + (
+                    f"gthread workers x {args.threads} threads, "
+                    if args.threads > 1
+                    else "sync workers, "
+                )
+                + f"{args.items} comparisons of K={K}, database {BENCH_DB}"
             )
-            baseline = run_phase(base, tokens[-1:], args.baseline_seconds)
+            meter = CpuMeter(server.pid)
+            baseline = run_phase(base, tokens[-1:], args.baseline_seconds, meter)
             base_rate = report("1 labeler (baseline)", baseline)
-            cpu_before = server_cpu_seconds(server)
-            loaded = run_phase(base, tokens[: args.labelers], args.seconds)
+            loaded = run_phase(base, tokens[: args.labelers], args.seconds, meter)
             rate = report(f"{args.labelers} labelers", loaded)
-            cpu_ms = (server_cpu_seconds(server) - cpu_before) * 1000 / len(loaded["accepted"])
-            print(
-                f"gunicorn CPU per ranking (next + submit): {cpu_ms:.1f} ms on "
-                f"{os.cpu_count()} cores (PostgreSQL and this client not counted)"
-            )
             duplicates, lost = integrity(baseline["accepted"] + loaded["accepted"])
             p99 = max(percentile_ms(loaded["latencies"][k], 0.99) for k in ("next", "submit"))
             print(

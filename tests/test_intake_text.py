@@ -28,9 +28,10 @@ def test_dedup_key_matches_on_long_common_prefix_only():
 
 @given(st.text(min_size=1), st.text())
 def test_dedup_key_is_a_function_of_the_normalised_prefix(prefix, tail):
-    head = normalise(prefix)
-    if len(head) >= 20:
-        assert dedup_key(prefix + tail, 20) == dedup_key(head[:20], 20)
+    # Whatever follows a prompt's first 20 normalised characters leaves its key alone (a margin
+    # of two characters: white space and combining marks at the junction may merge).
+    if len(normalise(prefix)) >= 22:
+        assert dedup_key(prefix + tail, 20) == dedup_key(prefix, 20)
 
 
 def test_estimate_tokens_grows_with_text():

@@ -167,6 +167,32 @@ def test_claim_query_count_does_not_grow_with_the_queue(project, labeler):
     assert len(real_queries(small)) <= 9, real_queries(small)
 
 
+@pytest.mark.django_db
+def test_api_claim_and_submit_run_a_fixed_handful_of_statements(project, labeler):
+    """The hot path through the API, statement by statement; none depends on the queue length."""
+    from tests.conftest import token_client
+
+    api = token_client(labeler)
+    body = {"text": "An answer", "annotation": {"category": "open_qa", "pii": False}}
+    counts = []
+    for size in (3, 300):
+        make_items(project, size)
+        with CaptureQueriesContext(connection) as claimed:
+            task = api.post(f"/api/v1/projects/{project.slug}/work/next/", {}, format="json")
+        with CaptureQueriesContext(connection) as submitted:
+            done = api.post(f"/api/v1/work/{task.json()['token']}/demonstration/", body, "json")
+        assert done.status_code == 201, done.content
+        counts.append((real_queries(claimed), real_queries(submitted)))
+    (claim_small, submit_small), (claim_large, submit_large) = counts
+    assert (len(claim_small), len(submit_small)) == (len(claim_large), len(submit_large))
+    # token + user + roles; project; lock the labeler (+ live lease, kinds with open items);
+    # return expired leases; lease one item with its prompt
+    assert len(claim_small) == 5, "\n".join(claim_small)
+    # token + user + roles; the assignment with item and project; lock it (+ schema and draft);
+    # complete, count, store the annotation and the demonstration
+    assert len(submit_small) == 4, "\n".join(submit_small)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
     from annotations.services.projects import project_create

@@ -5,11 +5,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from annotations.domain.ranking import shown_order
-from annotations.models import Assignment, ComparisonTask, Completion, LabelSchema, Ranking
+from annotations.models import (
+    Assignment,
+    ComparisonTask,
+    Completion,
+    LabelSchema,
+    Prompt,
+    Ranking,
+)
 from annotations.models.labels import RankingState
+from annotations.rows import columns, fetch_one, instance
 
 FIELD_CHOICES = (("yes", "Yes"), ("no", "No"), ("na", "N/A"))
 
@@ -49,21 +58,38 @@ class RankingAnswer:
         )
 
 
-def ranking_context(*, assignment: Assignment, with_text: bool = True) -> RankingContext:
-    """The task, its outputs in the labeler's shown order, and the schema version that applies:
-    the version of the labeler's stored ranking, else the project's current one. Three queries;
-    with_text=False leaves the outputs' text unloaded (validation needs only the ids)."""
-    task = assignment.item.comparison
-    ranking = Ranking.objects.filter(task=task, labeler_id=assignment.labeler_id).first()
-    schemas = LabelSchema.objects.filter(project_id=task.project_id)
-    if ranking is not None:
-        schema = schemas.filter(version=ranking.schema_version).first()
-    else:
-        schema = schemas.order_by("-version").first()
-    rows = Completion.objects.filter(comparison=task).order_by("position")
-    if not with_text:
-        rows = rows.only("id", "position")
-    completions = {c.pk: c for c in rows}
+_CONTEXT_SQL = """
+SELECT {task}, {prompt}, {schema}, {ranking}
+FROM annotations_assignment a
+JOIN annotations_workitem w ON w.id = a.item_id
+JOIN annotations_comparisontask t ON t.id = w.comparison_id
+JOIN annotations_prompt p ON p.id = t.prompt_id
+LEFT JOIN annotations_ranking r ON r.task_id = t.id AND r.labeler_id = a.labeler_id
+JOIN annotations_labelschema s ON s.project_id = t.project_id AND s.version = COALESCE(
+    r.schema_version,
+    (SELECT max(version) FROM annotations_labelschema WHERE project_id = t.project_id))
+WHERE a.id = %s{lock}
+"""
+
+
+def ranking_context(*, assignment: Assignment, lock: bool = False) -> RankingContext:
+    """The task with its prompt, its outputs in the labeler's shown order, the labeler's stored
+    ranking and the schema version that applies: the version of the stored ranking, else the
+    project's current one. Two statements; with lock=True the first also locks the assignment
+    (FOR UPDATE) for a write in the caller's transaction."""
+    sql = _CONTEXT_SQL.format(
+        task=columns(ComparisonTask, "t"),
+        prompt=columns(Prompt, "p"),
+        schema=columns(LabelSchema, "s"),
+        ranking=columns(Ranking, "r"),
+        lock=" FOR UPDATE OF a" if lock and connection.features.has_select_for_update_of else "",
+    )
+    row = fetch_one(sql, [assignment.pk])
+    task, end = instance(ComparisonTask, row)
+    task.prompt, end = instance(Prompt, row, end)
+    schema, end = instance(LabelSchema, row, end)
+    ranking = instance(Ranking, row, end)[0]
+    completions = {c.pk: c for c in completions_of(task=task)}
     order = (
         ranking.shown_order
         if ranking is not None and sorted(ranking.shown_order) == sorted(completions)
@@ -74,6 +100,17 @@ def ranking_context(*, assignment: Assignment, with_text: bool = True) -> Rankin
     outputs = [completions[pk] for pk in order]
     letters = {c.pk: string.ascii_uppercase[index] for index, c in enumerate(outputs)}
     return RankingContext(assignment, task, outputs, letters, schema, ranking)
+
+
+def completions_of(*, task: ComparisonTask) -> list[Completion]:
+    """The comparison's outputs in their stored order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
+            "WHERE c.comparison_id = %s ORDER BY c.position",
+            [task.pk],
+        )
+        return [instance(Completion, row)[0] for row in cursor.fetchall()]
 
 
 def revision_deadline(*, ranking: Ranking | None, project: Any) -> datetime | None:

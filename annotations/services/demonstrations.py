@@ -1,12 +1,13 @@
 """Demonstrations and prompt annotations: autosaved drafts, idempotent submission, and queueing
 prompts for this work."""
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from annotations.errors import ApplicationError
 from annotations.models import (
     Assignment,
     Demonstration,
+    LabelSchema,
     Project,
     Prompt,
     PromptAnnotation,
@@ -22,6 +24,7 @@ from annotations.models import (
 from annotations.models.labels import DemonstrationState
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
+from annotations.rows import columns, fetch_one, instance
 from annotations.selectors.projects import label_schema_current
 from annotations.services.queue import assignment_complete, assignment_for_token, work_items_create
 
@@ -115,17 +118,9 @@ def annotation_clean(*, data: dict[str, Any], config: dict[str, Any]) -> dict[st
     }
 
 
-def _annotation_store(*, prompt_id: int, labeler: Any, project: Project, data: dict) -> None:
-    schema = label_schema_current(project=project)
+def _annotation_store(*, prompt_id: int, labeler: Any, version: int, data: dict) -> None:
     PromptAnnotation.objects.bulk_create(
-        [
-            PromptAnnotation(
-                prompt_id=prompt_id,
-                labeler=labeler,
-                schema_version=schema.version,
-                data=annotation_clean(data=data, config=schema.config),
-            )
-        ],
+        [PromptAnnotation(prompt_id=prompt_id, labeler=labeler, schema_version=version, data=data)],
         update_conflicts=True,
         unique_fields=["prompt", "labeler"],
         update_fields=["schema_version", "data", "updated_at"],
@@ -157,46 +152,143 @@ def demonstration_submit(
     transaction. Idempotent: a second call returns (the stored demonstration, False) and changes
     nothing. A refused submission (too long, lease lost) keeps the text as the draft."""
     assignment = _assignment(labeler=labeler, token=token, kind=WorkKind.DEMONSTRATION)
-    project = assignment.item.project
     prompt_id = assignment.item.prompt_id
+    delta = _time_delta(time_spent_ms)
     try:
-        _check_length(text=text, project=project)
+        _check_length(text=text, project=assignment.item.project)
         with transaction.atomic():
-            state = (
-                Assignment.objects.select_for_update()
-                .filter(pk=assignment.pk)
-                .values_list("state", flat=True)
-                .get()
-            )
-            existing = (
-                Demonstration.objects.select_for_update()
-                .filter(prompt_id=prompt_id, labeler=labeler)
-                .first()
-            )
+            locked = _submit_lock(assignment=assignment)
+            existing = locked.demonstration
             if existing is not None and existing.state != DemonstrationState.DRAFT:
-                if state == AssignmentState.SUBMITTED:
+                if locked.state == AssignmentState.SUBMITTED:
                     return existing, False
-                raise ApplicationError(
-                    "You wrote a demonstration for this prompt already; skip this task.",
-                    code="already_written",
-                    status_code=409,
-                )
+                raise _already_written()
+            data = annotation_clean(data=annotation, config=locked.schema_config)
+            if locked.state == AssignmentState.LEASED and connection.vendor == "postgresql":
+                return _submit_leased(
+                    assignment=assignment,
+                    version=locked.schema_version,
+                    data=data,
+                    text=text,
+                    delta=delta,
+                ), True
             _annotation_store(
-                prompt_id=prompt_id, labeler=labeler, project=project, data=annotation
+                prompt_id=prompt_id, labeler=labeler, version=locked.schema_version, data=data
             )
             assignment_complete(assignment=assignment)
             demonstration = _demonstration_store(
-                existing=existing,
-                prompt_id=prompt_id,
-                labeler=labeler,
-                text=text,
-                delta=_time_delta(time_spent_ms),
+                existing=existing, prompt_id=prompt_id, labeler=labeler, text=text, delta=delta
             )
     except ApplicationError as exc:
         if exc.code in ("too_long", "lease_lost", "category_required", "unknown_fields"):
             demonstration_draft_save(labeler=labeler, token=token, text=text)
         raise
     return demonstration, True
+
+
+def _already_written() -> ApplicationError:
+    return ApplicationError(
+        "You wrote a demonstration for this prompt already; skip this task.",
+        code="already_written",
+        status_code=409,
+    )
+
+
+@dataclass(frozen=True)
+class _Locked:
+    state: str
+    schema_version: int
+    schema_config: dict[str, Any]
+    demonstration: Demonstration | None
+
+
+def _submit_lock(*, assignment: Assignment) -> _Locked:
+    """Lock the assignment; with it, its state, the project's current label schema and the
+    labeler's demonstration of the prompt, in one statement."""
+    lock = " FOR UPDATE OF a" if connection.features.has_select_for_update_of else ""
+    row = fetch_one(
+        f"""
+        SELECT a.state, s.version, s.config, {columns(Demonstration, "d")}
+        FROM annotations_assignment a
+        JOIN annotations_labelschema s ON s.project_id = %(project)s AND s.version = (
+            SELECT max(version) FROM annotations_labelschema WHERE project_id = %(project)s)
+        LEFT JOIN annotations_demonstration d
+            ON d.prompt_id = %(prompt)s AND d.labeler_id = a.labeler_id
+        WHERE a.id = %(assignment)s{lock}
+        """,  # noqa: S608 (column lists from the models)
+        {
+            "project": assignment.item.project_id,
+            "prompt": assignment.item.prompt_id,
+            "assignment": assignment.pk,
+        },
+    )
+    config = LabelSchema._meta.get_field("config").from_db_value(row[2], None, connection)
+    return _Locked(
+        state=row[0],
+        schema_version=row[1],
+        schema_config=config,
+        demonstration=instance(Demonstration, row, 3)[0],
+    )
+
+
+# Complete a live lease (the caller holds its lock and saw state 'leased'), count it on the item,
+# store the prompt annotation and the demonstration (a draft becomes the submission, keeping its
+# time on task), in one statement. Nothing comes back when the demonstration stopped being a
+# draft meanwhile; the caller rolls the whole statement back then.
+_SUBMIT_SQL = f"""
+WITH done AS (
+    UPDATE annotations_assignment SET state = 'submitted', finished_at = %(now)s
+    WHERE id = %(assignment)s AND state = 'leased'
+    RETURNING item_id
+), counted AS (
+    UPDATE annotations_workitem w SET done_count = w.done_count + 1,
+        active_leases = w.active_leases - 1, is_open = w.done_count + 1 < w.required_labels
+    FROM done WHERE w.id = done.item_id
+    RETURNING w.id
+), annotated AS (
+    INSERT INTO annotations_promptannotation
+        (prompt_id, labeler_id, schema_version, data, created_at, updated_at)
+    VALUES (%(prompt)s, %(labeler)s, %(version)s, %(data)s, %(now)s, %(now)s)
+    ON CONFLICT (prompt_id, labeler_id) DO UPDATE SET schema_version = EXCLUDED.schema_version,
+        data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
+    RETURNING id
+), written AS (
+    INSERT INTO annotations_demonstration AS d
+        (prompt_id, labeler_id, text, state, time_spent_ms, original_text, review_comment,
+         reviewed_by_id, reviewed_at, submitted_at, updated_at, created_at)
+    VALUES (%(prompt)s, %(labeler)s, %(text)s, 'submitted', %(delta)s, '', '', NULL, NULL,
+            %(now)s, %(now)s, %(now)s)
+    ON CONFLICT (prompt_id, labeler_id) DO UPDATE SET text = EXCLUDED.text, state = 'submitted',
+        time_spent_ms = d.time_spent_ms + EXCLUDED.time_spent_ms,
+        submitted_at = EXCLUDED.submitted_at, updated_at = EXCLUDED.updated_at
+    WHERE d.state = 'draft'
+    RETURNING d.*
+)
+SELECT {columns(Demonstration, "written")}, (SELECT count(*) FROM counted),
+       (SELECT count(*) FROM annotated)
+FROM written
+"""  # noqa: S608 (column lists from the models)
+
+
+def _submit_leased(
+    *, assignment: Assignment, version: int, data: dict, text: str, delta: int
+) -> Demonstration:
+    row = fetch_one(
+        _SUBMIT_SQL,
+        {
+            "assignment": assignment.pk,
+            "prompt": assignment.item.prompt_id,
+            "labeler": assignment.labeler_id,
+            "version": version,
+            "data": json.dumps(data),
+            "text": text,
+            "delta": delta,
+            "now": timezone.now(),
+        },
+    )
+    if row is None:
+        raise _already_written()  # rolls back the whole statement with the transaction
+    return instance(Demonstration, row)[0]
 
 
 def _demonstration_store(
@@ -230,11 +322,12 @@ def prompt_annotation_submit(
     with transaction.atomic():
         if not assignment_complete(assignment=assignment):
             return False
+        schema = label_schema_current(project=assignment.item.project)
         _annotation_store(
             prompt_id=assignment.item.prompt_id,
             labeler=labeler,
-            project=assignment.item.project,
-            data=annotation,
+            version=schema.version,
+            data=annotation_clean(data=annotation, config=schema.config),
         )
     return True
 

@@ -18,9 +18,11 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from annotations.errors import ApplicationError
-from annotations.models import Assignment, Project, WorkItem
+from annotations.models import Assignment, Project, Prompt, WorkItem
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
+from annotations.rows import columns, fetch_one, instance
+from annotations.selectors.access import assignment_find
 
 REAP_BATCH = 200
 
@@ -32,7 +34,7 @@ WITH expired AS (
     WHERE a.state = 'leased' AND a.expires_at < %(now)s {project_filter}
     ORDER BY a.expires_at
     LIMIT %(limit)s
-    FOR UPDATE OF a SKIP LOCKED
+    FOR UPDATE OF a, w SKIP LOCKED
 ), marked AS (
     UPDATE annotations_assignment AS a SET state = 'expired', finished_at = %(now)s
     FROM expired WHERE a.id = expired.id
@@ -46,7 +48,8 @@ FROM counts WHERE w.id = counts.item_id
 
 
 def leases_expire(*, project: Project | None = None, limit: int = REAP_BATCH) -> int:
-    """Return expired leases to the pool. Safe to run concurrently (SKIP LOCKED)."""
+    """Return expired leases to the pool. Safe to run concurrently: it never waits for a lock
+    (SKIP LOCKED on both the lease and its item), so it cannot deadlock with claims."""
     now = timezone.now()
     if connection.vendor != "postgresql":
         return _leases_expire_portable(project=project, now=now, limit=limit)
@@ -109,11 +112,106 @@ def task_claim_next(
 ) -> Claim | None:
     """Lease the labeler one item of the given kinds (all kinds in the project's priority order
     when None). A live lease the labeler already holds is returned first (resumed=True).
-    None when nothing is left for this labeler."""
+    None when nothing is left for this labeler. The assignment comes with its item and prompt."""
     now = timezone.now()
     wanted = _kinds_by_priority(project, kinds)
+    if connection.vendor != "postgresql":
+        return _claim_portable(labeler=labeler, project=project, wanted=wanted, now=now)
+    params = {"project": project.pk, "labeler": labeler.pk, "kinds": wanted, "now": now}
     with transaction.atomic():
-        _lock_labeler(labeler.pk)
+        live_id, open_kinds = fetch_one(_LOCK_SQL, params)
+        if live_id is not None:
+            return Claim(assignment=_task_load(live_id), resumed=True)
+        leases_expire(project=project)
+        params.update(expires=now + timedelta(minutes=project.lease_minutes))
+        for kind in [k for k in wanted if k in open_kinds]:
+            row = fetch_one(_CLAIM_SQL, {**params, "kind": kind, "token": uuid.uuid4()})
+            if row is not None:
+                return Claim(assignment=_task_from_row(row), resumed=False)
+    return None
+
+
+# One claim at a time per labeler (two tabs cannot take two slots of one item): the labeler's row
+# is locked; the same statement finds a live lease to resume and which kinds have open items.
+_LOCK_SQL = f"""
+SELECT live.id, ARRAY(
+    SELECT k.kind FROM unnest(%(kinds)s::text[]) AS k(kind)
+    WHERE EXISTS (SELECT 1 FROM annotations_workitem w
+                  WHERE w.project_id = %(project)s AND w.kind = k.kind AND w.is_open))
+FROM {get_user_model()._meta.db_table} u
+LEFT JOIN LATERAL (
+    SELECT a.id FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
+    WHERE a.labeler_id = u.id AND a.state = 'leased' AND a.expires_at > %(now)s
+      AND w.project_id = %(project)s AND w.kind = ANY(%(kinds)s::text[])
+    ORDER BY a.leased_at LIMIT 1
+) live ON true
+WHERE u.id = %(labeler)s
+FOR UPDATE OF u
+"""  # noqa: S608 (column lists from the models)
+
+# Take the next open item of one kind and lease it, in one statement: the candidate row is locked
+# (SKIP LOCKED), its lease counter bumped, and the labeler's assignment inserted or, after an
+# expiry or a release, reused; the new assignment comes back with its item and prompt.
+# A concurrent claimer that finds the row updated re-checks
+# `done_count < required_labels - active_leases` against the new values.
+_CLAIM_SQL = f"""
+WITH candidate AS (
+    SELECT w.id FROM annotations_workitem w
+    WHERE w.project_id = %(project)s AND w.kind = %(kind)s AND w.is_open
+      AND w.done_count < w.required_labels - w.active_leases
+      AND w.id NOT IN (
+          SELECT a.item_id FROM annotations_assignment a
+          WHERE a.labeler_id = %(labeler)s AND a.state IN ('submitted', 'skipped'))
+    ORDER BY w.priority DESC, w.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), bumped AS (
+    UPDATE annotations_workitem w SET active_leases = w.active_leases + 1
+    FROM candidate WHERE w.id = candidate.id
+    RETURNING w.*
+), leased AS (
+    INSERT INTO annotations_assignment
+        (item_id, labeler_id, token, state, leased_at, expires_at, finished_at, skip_reason)
+    SELECT bumped.id, %(labeler)s, %(token)s, 'leased', %(now)s, %(expires)s, NULL, ''
+    FROM bumped
+    ON CONFLICT (item_id, labeler_id) DO UPDATE SET
+        state = 'leased', token = EXCLUDED.token, leased_at = EXCLUDED.leased_at,
+        expires_at = EXCLUDED.expires_at, finished_at = NULL, skip_reason = ''
+    RETURNING *
+)
+SELECT {columns(Assignment, "leased")}, {columns(WorkItem, "bumped")}, {columns(Prompt, "p")}
+FROM leased JOIN bumped ON bumped.id = leased.item_id
+LEFT JOIN annotations_prompt p ON p.id = bumped.prompt_id
+"""  # noqa: S608 (column lists from the models)
+
+_TASK_SQL = f"""
+SELECT {columns(Assignment, "a")}, {columns(WorkItem, "w")}, {columns(Prompt, "p")}
+FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
+LEFT JOIN annotations_prompt p ON p.id = w.prompt_id
+WHERE a.id = %s
+"""  # noqa: S608 (column lists from the models)
+
+
+def _task_from_row(row: Any) -> Assignment:
+    assignment, end = instance(Assignment, row)
+    item, end = instance(WorkItem, row, end)
+    item.prompt = instance(Prompt, row, end)[0]
+    assignment.item = item
+    return assignment
+
+
+def _task_load(assignment_id: int) -> Assignment:
+    return _task_from_row(fetch_one(_TASK_SQL, [assignment_id]))
+
+
+def _with_item(assignments: Any) -> Any:
+    return assignments.select_related("item", "item__prompt")
+
+
+def _claim_portable(*, labeler: Any, project: Project, wanted: list[str], now: Any) -> Claim | None:
+    """The same on SQLite (`make run`), where one writer at a time makes the races moot."""
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=labeler.pk).first()
         live = (
             _with_item(Assignment.objects)
             .filter(
@@ -131,81 +229,13 @@ def task_claim_next(
         leases_expire(project=project)
         expires = now + timedelta(minutes=project.lease_minutes)
         for kind in wanted:
-            assignment_id = _claim_kind(
-                project=project, kind=kind, labeler=labeler, now=now, expires=expires
-            )
-            if assignment_id is not None:
+            item = _next_item(project=project, kind=kind, labeler=labeler)
+            if item is not None:
+                leased = _lease(item=item, labeler=labeler, now=now, expires=expires)
                 return Claim(
-                    assignment=_with_item(Assignment.objects).get(pk=assignment_id), resumed=False
+                    assignment=_with_item(Assignment.objects).get(pk=leased.pk), resumed=False
                 )
     return None
-
-
-def _with_item(assignments: Any) -> Any:
-    return assignments.select_related("item", "item__prompt", "item__comparison")
-
-
-def _lock_labeler(labeler_id: int) -> None:
-    """One claim at a time per labeler (two tabs cannot take two slots of one item)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", [labeler_id])
-    else:
-        get_user_model().objects.select_for_update().filter(pk=labeler_id).first()
-
-
-# Take the next open item of one kind and lease it, in one statement: the candidate row is locked
-# (SKIP LOCKED), its lease counter bumped, and the labeler's assignment inserted or, after an
-# expiry or a release, reused. A concurrent claimer that finds the row updated re-checks
-# `done_count < required_labels - active_leases` against the new values.
-_CLAIM_SQL = """
-WITH candidate AS (
-    SELECT w.id FROM annotations_workitem w
-    WHERE w.project_id = %(project)s AND w.kind = %(kind)s AND w.is_open
-      AND w.done_count < w.required_labels - w.active_leases
-      AND w.id NOT IN (
-          SELECT a.item_id FROM annotations_assignment a
-          WHERE a.labeler_id = %(labeler)s AND a.state IN ('submitted', 'skipped'))
-    ORDER BY w.priority DESC, w.id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), bumped AS (
-    UPDATE annotations_workitem w SET active_leases = w.active_leases + 1
-    FROM candidate WHERE w.id = candidate.id
-    RETURNING w.id
-)
-INSERT INTO annotations_assignment
-    (item_id, labeler_id, token, state, leased_at, expires_at, finished_at, skip_reason)
-SELECT bumped.id, %(labeler)s, %(token)s, 'leased', %(now)s, %(expires)s, NULL, ''
-FROM bumped
-ON CONFLICT (item_id, labeler_id) DO UPDATE SET
-    state = 'leased', token = EXCLUDED.token, leased_at = EXCLUDED.leased_at,
-    expires_at = EXCLUDED.expires_at, finished_at = NULL, skip_reason = ''
-RETURNING id
-"""
-
-
-def _claim_kind(*, project: Project, kind: str, labeler: Any, now: Any, expires: Any) -> int | None:
-    """The id of the labeler's new assignment on the next item of `kind`, or None."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _CLAIM_SQL,
-                {
-                    "project": project.pk,
-                    "kind": kind,
-                    "labeler": labeler.pk,
-                    "token": uuid.uuid4(),
-                    "now": now,
-                    "expires": expires,
-                },
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
-    item = _next_item(project=project, kind=kind, labeler=labeler)
-    if item is None:
-        return None
-    return _lease(item=item, labeler=labeler, now=now, expires=expires).pk
 
 
 def _lease(*, item: WorkItem, labeler: Any, now: Any, expires: Any) -> Assignment:
@@ -232,12 +262,9 @@ def _lease(*, item: WorkItem, labeler: Any, now: Any, expires: Any) -> Assignmen
 
 
 def assignment_for_token(*, labeler: Any, token: uuid.UUID | str) -> Assignment:
-    """The labeler's own assignment with this token (any state); 404-style error otherwise."""
-    assignment = (
-        Assignment.objects.select_related("item", "item__project")
-        .filter(labeler=labeler, token=token)
-        .first()
-    )
+    """The labeler's own assignment with this token (any state), with its item and project;
+    404-style error otherwise."""
+    assignment = assignment_find(labeler_id=labeler.pk, token=token)
     if assignment is None:
         raise ApplicationError(
             "This task is not yours or no longer exists. Take the next task.",
@@ -247,15 +274,32 @@ def assignment_for_token(*, labeler: Any, token: uuid.UUID | str) -> Assignment:
     return assignment
 
 
+# A live lease becomes a submission and is counted on its item, in one statement.
+_COMPLETE_SQL = """
+WITH done AS (
+    UPDATE annotations_assignment SET state = 'submitted', finished_at = %(now)s
+    WHERE id = %(assignment)s AND state = 'leased'
+    RETURNING item_id
+)
+UPDATE annotations_workitem w SET done_count = w.done_count + 1,
+    active_leases = w.active_leases - 1, is_open = w.done_count + 1 < w.required_labels
+FROM done WHERE w.id = done.item_id
+"""
+
+
 def assignment_complete(*, assignment: Assignment) -> bool:
     """Mark a leased assignment submitted and count it on its item, inside the caller's
     transaction. Returns False when it was submitted already (idempotent). A lease that expired
     meanwhile is still accepted while the item needs labels; otherwise ApplicationError."""
     now = timezone.now()
-    updated = Assignment.objects.filter(pk=assignment.pk, state=AssignmentState.LEASED).update(
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now})
+            if cursor.rowcount:
+                return True
+    elif Assignment.objects.filter(pk=assignment.pk, state=AssignmentState.LEASED).update(
         state=AssignmentState.SUBMITTED, finished_at=now
-    )
-    if updated:
+    ):
         _count_done(item_id=assignment.item_id, released_lease=True)
         return True
     current = Assignment.objects.select_for_update().get(pk=assignment.pk)

@@ -254,8 +254,7 @@ def ranking_submit(
     answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     try:
         with transaction.atomic():
-            Assignment.objects.select_for_update().filter(pk=assignment.pk).first()
-            context = ranking_context(assignment=assignment, with_text=False)
+            context = ranking_context(assignment=assignment, lock=True)
             clean = _validated(context, answer, complete=True)
             ranking = context.ranking
             if ranking is not None and ranking.state == RankingState.SUBMITTED:
@@ -308,8 +307,7 @@ def ranking_draft_save(
     _check_owner(assignment, labeler)
     answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     with transaction.atomic():
-        Assignment.objects.select_for_update().filter(pk=assignment.pk).first()
-        context = ranking_context(assignment=assignment, with_text=False)
+        context = ranking_context(assignment=assignment, lock=True)
         if context.ranking is not None and context.ranking.state == RankingState.SUBMITTED:
             raise ApplicationError(
                 "This ranking is submitted already; submit again to revise it.",
