@@ -3,9 +3,12 @@ several ORM queries, and no per-request query compilation, which costs more than
 themselves there. These helpers turn joined rows back into ordinary model instances, with the
 same conversions the ORM applies (so the portable statements also work on SQLite)."""
 
+import hashlib
+import re
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Model
 
@@ -48,5 +51,63 @@ def db_value(model: type[Model], field: str, value: Any) -> Any:
 
 def fetch_one(sql: str, params: Any) -> Any:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         return cursor.fetchone()
+
+
+def fetch_all(sql: str, params: Any) -> list[Any]:
+    with connection.cursor() as cursor:
+        execute(cursor, sql, params)
+        return cursor.fetchall()
+
+
+def execute_count(sql: str, params: Any) -> int:
+    """Run the statement; the number of rows it changed."""
+    with connection.cursor() as cursor:
+        execute(cursor, sql, params)
+        return cursor.rowcount
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
+
+
+@cache
+def _prepared(sql: str) -> tuple[str, str, tuple[str | int, ...]]:
+    """(statement name, PREPARE text, the parameter keys in $1..$n order) for a statement
+    written with %(name)s or %s placeholders."""
+    keys: list[str | int] = []
+    positional = 0
+
+    def number(match: re.Match) -> str:
+        nonlocal positional
+        key: str | int = match.group(1) if match.group(1) else positional
+        if match.group(1) is None:
+            positional += 1
+        if key not in keys:
+            keys.append(key)
+        return f"${keys.index(key) + 1}"
+
+    body = _PLACEHOLDER.sub(number, sql)
+    name = "labelapp_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+    return name, f"PREPARE {name} AS {body}", tuple(keys)
+
+
+def execute(cursor: Any, sql: str, params: Any) -> None:
+    """Run a hand-written statement. On PostgreSQL it is prepared on the server once per
+    connection and executed by name afterwards: these statements join several tables, and
+    planning them costs several times what running them does."""
+    if connection.vendor != "postgresql" or not settings.LABELAPP_DB_PREPARED_STATEMENTS:
+        cursor.execute(sql, params)
+        return
+    name, prepare, keys = _prepared(sql)
+    raw = connection.connection
+    known = getattr(connection, "_labelapp_prepared", None)
+    if known is None or known[0] is not raw:
+        known = (raw, set())
+        connection._labelapp_prepared = known
+    if name not in known[1]:
+        cursor.execute(prepare)  # prepared statements outlive transactions, rolled back or not
+        known[1].add(name)
+    values = [params[key] for key in keys]
+    arguments = f"({', '.join(['%s'] * len(values))})" if values else ""
+    cursor.execute(f"EXECUTE {name}{arguments}", values)

@@ -169,3 +169,26 @@ def test_submit_query_count_is_small_and_does_not_grow_with_k(project, labeler):
     # token + user + roles; the assignment with item and project; lock it with its task, prompt,
     # stored ranking and schema; the completions; complete + count in the queue; store the ranking
     assert len(counts[1]) == 6, "\n".join(counts[1])
+
+
+def test_answers_have_the_documented_shape(project, labeler_api):
+    """next and submit build their answers directly (the busiest calls); the OpenAPI document
+    comes from the Output serializers, so the keys must match them."""
+    from annotations.apis.ranking import RankingNextApi, RankingOutput
+
+    make_comparison(project, k=4)
+    task = take(labeler_api, project)
+    assert set(task) == set(RankingNextApi.Output().fields)
+    assert set(task["outputs"][0]) == set(RankingNextApi.Output.Output().fields)
+    draft = labeler_api.put(
+        f"/api/v1/rankings/assignments/{task['token']}/draft/",
+        {"groups": [], "ratings": {}},
+        "json",
+    )
+    assert draft.status_code == 200, draft.content
+    assert set(draft.json()) == set(RankingOutput().fields)
+    again = take(labeler_api, project)  # the lease comes back with the draft
+    assert again["resumed"] and set(again["draft"]) == set(RankingOutput().fields)
+    done = labeler_api.post(submit_url(task), answer_for(task), format="json")
+    assert done.status_code == 200 and set(done.json()) == set(RankingOutput().fields)
+    assert done.json()["revision_deadline"] is not None

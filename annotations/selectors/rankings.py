@@ -18,7 +18,7 @@ from annotations.models import (
     Ranking,
 )
 from annotations.models.labels import RankingState
-from annotations.rows import columns, fetch_one, instance
+from annotations.rows import columns, fetch_all, fetch_one, instance
 
 FIELD_CHOICES = (("yes", "Yes"), ("no", "No"), ("na", "N/A"))
 
@@ -104,13 +104,12 @@ def ranking_context(*, assignment: Assignment, lock: bool = False) -> RankingCon
 
 def completions_of(*, task: ComparisonTask) -> list[Completion]:
     """The comparison's outputs in their stored order."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
-            "WHERE c.comparison_id = %s ORDER BY c.position",
-            [task.pk],
-        )
-        return [instance(Completion, row)[0] for row in cursor.fetchall()]
+    rows = fetch_all(
+        f"SELECT {columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
+        "WHERE c.comparison_id = %s ORDER BY c.position",
+        [task.pk],
+    )
+    return [instance(Completion, row)[0] for row in rows]
 
 
 def revision_deadline(*, ranking: Ranking | None, project: Any) -> datetime | None:

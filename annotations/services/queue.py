@@ -21,7 +21,7 @@ from annotations.errors import ApplicationError
 from annotations.models import Assignment, Project, Prompt, WorkItem
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
-from annotations.rows import columns, fetch_one, instance
+from annotations.rows import columns, execute_count, fetch_one, instance
 from annotations.selectors.access import assignment_find
 
 REAP_BATCH = 200
@@ -54,12 +54,11 @@ def leases_expire(*, project: Project | None = None, limit: int = REAP_BATCH) ->
     if connection.vendor != "postgresql":
         return _leases_expire_portable(project=project, now=now, limit=limit)
     project_filter = "AND w.project_id = %(project)s" if project is not None else ""
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(
+    with transaction.atomic(savepoint=False):
+        return execute_count(
             _REAP_SQL.format(project_filter=project_filter),
             {"now": now, "limit": limit, "project": project.pk if project else None},
         )
-        return cursor.rowcount
 
 
 def _leases_expire_portable(*, project: Project | None, now: Any, limit: int) -> int:
@@ -172,7 +171,8 @@ WITH candidate AS (
 ), leased AS (
     INSERT INTO annotations_assignment
         (item_id, labeler_id, token, state, leased_at, expires_at, finished_at, skip_reason)
-    SELECT bumped.id, %(labeler)s, %(token)s, 'leased', %(now)s, %(expires)s, NULL, ''
+    SELECT bumped.id, %(labeler)s::bigint, %(token)s::uuid, 'leased', %(now)s::timestamptz,
+           %(expires)s::timestamptz, NULL::timestamptz, ''
     FROM bumped
     ON CONFLICT (item_id, labeler_id) DO UPDATE SET
         state = 'leased', token = EXCLUDED.token, leased_at = EXCLUDED.leased_at,
@@ -293,10 +293,8 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     meanwhile is still accepted while the item needs labels; otherwise ApplicationError."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now})
-            if cursor.rowcount:
-                return True
+        if execute_count(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now}):
+            return True
     elif Assignment.objects.filter(pk=assignment.pk, state=AssignmentState.LEASED).update(
         state=AssignmentState.SUBMITTED, finished_at=now
     ):

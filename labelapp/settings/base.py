@@ -69,6 +69,10 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The hot paths' hand-written statements are prepared once per connection (annotations/rows.py).
+# Turn off behind a pooler that does not keep server-side prepared statements (PgBouncer in
+# transaction mode before 1.21).
+LABELAPP_DB_PREPARED_STATEMENTS = env_bool("LABELAPP_DB_PREPARED_STATEMENTS", True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
