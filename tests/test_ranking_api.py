@@ -153,14 +153,18 @@ def test_time_on_task_out_of_range_is_refused_cleanly(project, labeler_api):
     assert "time_spent_ms" in response.json()["error"]["message"]
 
 
-def test_submit_query_count_is_small_and_does_not_grow_with_k(project, labeler):
+def test_next_and_submit_query_counts_do_not_grow_with_k(project, labeler):
     make_comparison(project, k=4)
     make_comparison(project, k=9)
     api = token_client(labeler)
     counts = []
     for k in (4, 9):
-        task = take(api, project)
+        with CaptureQueriesContext(connection) as leased:
+            task = take(api, project)
         assert len(task["outputs"]) == k
+        # token + user + roles; project; lock the labeler; return expired leases; lease one item;
+        # task, prompt, stored ranking and schema; the completions
+        assert len(real_queries(leased)) == 7, "\n".join(real_queries(leased))
         with CaptureQueriesContext(connection) as captured:
             response = api.post(submit_url(task), answer_for(task), format="json")
         assert response.status_code == 200
