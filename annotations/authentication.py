@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -32,11 +33,11 @@ class RoleTokenAuthentication(TokenAuthentication):
             [key],
         )
         if row is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         user, end = instance(User, row)
         if not user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         roles_cache(user, row[end + 1])
-        token = Token(key=key, user_id=user.pk, created=row[end])
+        token = Token.from_db(None, ["key", "user_id", "created"], [key, user.pk, row[end]])
         token.user = user
         return user, token

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 
@@ -75,6 +75,8 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
 def _prepared(sql: str) -> tuple[str, str, tuple[str | int, ...]]:
     """(statement name, PREPARE text, the parameter keys in $1..$n order) for a statement
     written with %(name)s or %s placeholders."""
+    if "%%" in sql:
+        raise ValueError("Prepared statements take no literal %; pass it as a parameter.")
     keys: list[str | int] = []
     positional = 0
 
@@ -110,4 +112,9 @@ def execute(cursor: Any, sql: str, params: Any) -> None:
         known[1].add(name)
     values = [params[key] for key in keys]
     arguments = f"({', '.join(['%s'] * len(values))})" if values else ""
-    cursor.execute(f"EXECUTE {name}{arguments}", values)
+    try:
+        cursor.execute(f"EXECUTE {name}{arguments}", values)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "pgcode", None) == "26000":  # no such prepared statement
+            known[1].clear()  # e.g. DISCARD ALL: this statement fails, the next one prepares again
+        raise

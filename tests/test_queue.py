@@ -12,8 +12,9 @@ from django.utils import timezone
 from annotations.errors import ApplicationError
 from annotations.intake.pipeline import PromptIntake
 from annotations.intake.rows import PromptRow
-from annotations.models import Assignment, WorkItem
+from annotations.models import Assignment, Demonstration, PromptAnnotation, WorkItem
 from annotations.roles import Role
+from annotations.services.demonstrations import demonstration_submit
 from annotations.services.queue import (
     assignment_complete,
     assignment_release,
@@ -225,11 +226,17 @@ def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
     def work(labeler):
         try:
             while True:
-                assignment = submit(labeler, project)
-                if assignment is None:
+                claim = task_claim_next(labeler=labeler, project=project)
+                if claim is None:
                     return
+                demonstration_submit(
+                    labeler=labeler,
+                    token=claim.assignment.token,
+                    text=f"Answer by {labeler.pk}",
+                    annotation={"category": "open_qa", "pii": False},
+                )
                 with lock:
-                    done[(assignment.item_id, labeler.pk)] += 1
+                    done[(claim.assignment.item_id, labeler.pk)] += 1
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -251,6 +258,48 @@ def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
         for item in items.values()
     )
     assert Assignment.objects.filter(item__project=project, state="submitted").count() == 3000
+    assert Demonstration.objects.filter(prompt__project=project, state="submitted").count() == 3000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_double_submit_stores_one_demonstration(admin_user):
+    """Two submits of one live lease at once (a double click, a retry) make one demonstration,
+    count the item once, and the second is told it was stored already."""
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Twice", "slug": "twice"})
+    make_items(project, 1, required=2)
+    labeler = UserFactory(roles=[Role.LABELER])
+    token = task_claim_next(labeler=labeler, project=project).assignment.token
+    results: list = []
+    barrier = threading.Barrier(2)
+
+    def submit_once(text):
+        try:
+            barrier.wait()
+            results.append(
+                demonstration_submit(
+                    labeler=labeler,
+                    token=token,
+                    text=text,
+                    annotation={"category": "open_qa", "pii": False},
+                    time_spent_ms=1000,
+                )[1]
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit_once, args=(t,)) for t in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]
+    [demonstration] = Demonstration.objects.filter(labeler=labeler)
+    assert demonstration.state == "submitted" and demonstration.time_spent_ms == 1000
+    item = WorkItem.objects.get(project=project)
+    assert (item.done_count, item.active_leases, item.is_open) == (1, 0, True)
+    assert PromptAnnotation.objects.filter(labeler=labeler).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -285,3 +334,110 @@ def test_concurrent_late_submits_count_once(admin_user):
     assert sorted(results) == [False, True]
     item = WorkItem.objects.get(project=project)
     assert (item.done_count, item.active_leases) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_claiming_at_once_share_one_lease(admin_user):
+    """Two claims of one labeler at the same moment: the second waits for the first and resumes
+    its lease; the item's lease counter counts one lease."""
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Tabs", "slug": "tabs"})
+    make_items(project, 3, required=2)
+    labeler = UserFactory(roles=[Role.LABELER])
+    claims: list = []
+    barrier = threading.Barrier(2)
+
+    def claim_once():
+        try:
+            barrier.wait()
+            claims.append(task_claim_next(labeler=labeler, project=project))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({c.assignment.token for c in claims}) == 1
+    assert sorted(c.resumed for c in claims) == [False, True]
+    assert Assignment.objects.filter(labeler=labeler).count() == 1
+    assert sum(item.active_leases for item in WorkItem.objects.filter(project=project)) == 1
+
+
+@pytest.mark.django_db
+def test_a_lease_that_expired_unreturned_is_not_leased_again_on_top(project, labeler):
+    """A labeler's expired lease not yet returned (the return skips rows others hold) is not
+    re-leased to the same labeler, which would count the item's lease twice."""
+    make_items(project, 1, required=2)
+    first = task_claim_next(labeler=labeler, project=project).assignment
+    Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # as if the return had skipped it (it skips rows others hold): this claim returns none
+    from annotations.services import queue
+
+    original, queue.REAP_BATCH = queue.REAP_BATCH, 0
+    try:
+        again = task_claim_next(labeler=labeler, project=project)
+    finally:
+        queue.REAP_BATCH = original
+    assert again is None
+    item = WorkItem.objects.get(project=project)
+    assert item.active_leases == 1
+
+
+@pytest.mark.django_db
+def test_prepared_statements_recover_after_the_session_forgets_them(project, labeler, settings):
+    """DEALLOCATE ALL (a pooler's reset, DISCARD ALL) makes one call fail; the next prepares
+    again and succeeds."""
+    from django.db import DatabaseError
+
+    settings.LABELAPP_DB_PREPARED_STATEMENTS = True
+    make_items(project, 2)
+    assert submit(labeler, project) is not None
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        task_claim_next(labeler=labeler, project=project)
+    assert submit(labeler, project) is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_late_submit_never_waits_for_an_item_being_handed_out(admin_user):
+    """A late submit (the lease expired) while a claim holds the item: a clear 'busy' refusal
+    with the text kept as a draft, instead of a lock wait that could deadlock with that claim;
+    submitting again afterwards works."""
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Busy", "slug": "busy"})
+    make_items(project, 1, required=2)
+    labeler = UserFactory(roles=[Role.LABELER])
+    token = task_claim_next(labeler=labeler, project=project).assignment.token
+    Assignment.objects.filter(token=token).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert leases_expire(project=project) == 1
+    item_id = WorkItem.objects.get(project=project).pk
+    held, release = threading.Event(), threading.Event()
+
+    def hold_item():
+        try:
+            with transaction.atomic():
+                WorkItem.objects.select_for_update().get(pk=item_id)
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_item)
+    holder.start()
+    held.wait(timeout=30)
+    answer = {"category": "open_qa", "pii": False}
+    try:
+        with pytest.raises(ApplicationError) as busy:
+            demonstration_submit(labeler=labeler, token=token, text="Late", annotation=answer)
+    finally:
+        release.set()
+        holder.join()
+    assert busy.value.code == "busy" and busy.value.status_code == 409
+    assert Demonstration.objects.get(labeler=labeler).state == "draft"
+    _, created = demonstration_submit(labeler=labeler, token=token, text="Late", annotation=answer)
+    assert created and WorkItem.objects.get(pk=item_id).done_count == 1

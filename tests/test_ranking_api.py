@@ -170,9 +170,9 @@ def test_next_and_submit_query_counts_do_not_grow_with_k(project, labeler):
         assert response.status_code == 200
         counts.append(real_queries(captured))
     assert len(counts[0]) == len(counts[1])
-    # token + user + roles; the assignment with item and project; lock it with its task, prompt,
+    # token + user + roles; the assignment with item and project; lock it; its task, prompt,
     # stored ranking and schema; the completions; complete + count in the queue; store the ranking
-    assert len(counts[1]) == 6, "\n".join(counts[1])
+    assert len(counts[1]) == 7, "\n".join(counts[1])
 
 
 def test_answers_have_the_documented_shape(project, labeler_api):

@@ -200,3 +200,53 @@ def test_lost_lease_keeps_the_answer_as_a_draft(project):
     assert lost.value.code == "lease_lost"
     kept = Ranking.objects.get(labeler=slow)
     assert kept.state == "draft" and len(kept.ratings) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("other", ["submit", "draft"])
+def test_concurrent_submit_and_submit_or_autosave_store_one_ranking(admin_user, other):
+    """A submit racing a second submit (double click) or an autosaved draft of the same task:
+    no error from the database, one ranking row, submitted, and the item counted once."""
+    import threading
+
+    from django.db import connection
+
+    from annotations.services.projects import project_create
+
+    project = project_create(user=admin_user, data={"name": "Race", "slug": f"race-{other}"})
+    make_comparison(project, k=4)
+    labeler = UserFactory(roles=[Role.LABELER])
+    assignment = claim(labeler, project)
+    answer = full_answer(assignment)
+    draft = {"groups": answer["groups"][:1], "ratings": {}, "notes": "half way"}
+    failures: list = []
+    barrier = threading.Barrier(2)
+
+    def run(call):
+        try:
+            barrier.wait()
+            call()
+        except ApplicationError as exc:  # a draft after the submit is refused, and says so
+            if exc.code != "already_submitted":
+                failures.append(exc)
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    calls = [
+        lambda: ranking_submit(assignment=assignment, labeler=labeler, **answer),
+        (lambda: ranking_submit(assignment=assignment, labeler=labeler, **answer))
+        if other == "submit"
+        else (lambda: ranking_draft_save(assignment=assignment, labeler=labeler, **draft)),
+    ]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    [ranking] = Ranking.objects.filter(labeler=labeler)
+    assert ranking.state == "submitted" and ranking.groups == answer["groups"]
+    item = WorkItem.objects.get(project=project)
+    assert (item.done_count, item.active_leases, item.is_open) == (1, 0, False)

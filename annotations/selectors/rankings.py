@@ -58,6 +58,7 @@ class RankingAnswer:
         )
 
 
+_LOCK_SQL = "SELECT 1 FROM annotations_assignment WHERE id = %s FOR UPDATE"
 _CONTEXT_SQL = """
 SELECT {task}, {prompt}, {schema}, {ranking}
 FROM annotations_assignment a
@@ -68,21 +69,23 @@ LEFT JOIN annotations_ranking r ON r.task_id = t.id AND r.labeler_id = a.labeler
 JOIN annotations_labelschema s ON s.project_id = t.project_id AND s.version = COALESCE(
     r.schema_version,
     (SELECT max(version) FROM annotations_labelschema WHERE project_id = t.project_id))
-WHERE a.id = %s{lock}
+WHERE a.id = %s
 """
 
 
 def ranking_context(*, assignment: Assignment, lock: bool = False) -> RankingContext:
     """The task with its prompt, its outputs in the labeler's shown order, the labeler's stored
     ranking and the schema version that applies: the version of the stored ranking, else the
-    project's current one. Two statements; with lock=True the first also locks the assignment
-    (FOR UPDATE) for a write in the caller's transaction."""
+    project's current one. Two statements; with lock=True the assignment is locked first (FOR
+    UPDATE, for a write in the caller's transaction), so that the reads see whatever a concurrent
+    submit or draft of the same task committed while this one waited."""
+    if lock and connection.features.has_select_for_update:
+        fetch_one(_LOCK_SQL, [assignment.pk])
     sql = _CONTEXT_SQL.format(
         task=columns(ComparisonTask, "t"),
         prompt=columns(Prompt, "p"),
         schema=columns(LabelSchema, "s"),
         ranking=columns(Ranking, "r"),
-        lock=" FOR UPDATE OF a" if lock and connection.features.has_select_for_update_of else "",
     )
     row = fetch_one(sql, [assignment.pk])
     task, end = instance(ComparisonTask, row)

@@ -159,6 +159,14 @@ def demonstration_submit(
         with transaction.atomic():
             locked = _submit_lock(assignment=assignment)
             existing = locked.demonstration
+            if locked.state != AssignmentState.LEASED:
+                # The lock may have waited for a concurrent submit of this task, whose writes the
+                # locking statement's snapshot does not show: read them now.
+                existing = (
+                    Demonstration.objects.select_for_update()
+                    .filter(prompt_id=prompt_id, labeler=labeler)
+                    .first()
+                )
             if existing is not None and existing.state != DemonstrationState.DRAFT:
                 if locked.state == AssignmentState.SUBMITTED:
                     return existing, False
@@ -180,7 +188,7 @@ def demonstration_submit(
                 existing=existing, prompt_id=prompt_id, labeler=labeler, text=text, delta=delta
             )
     except ApplicationError as exc:
-        if exc.code in ("too_long", "lease_lost", "category_required", "unknown_fields"):
+        if exc.code in ("too_long", "lease_lost", "busy", "category_required", "unknown_fields"):
             demonstration_draft_save(labeler=labeler, token=token, text=text)
         raise
     return demonstration, True

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -26,7 +26,9 @@ from annotations.selectors.access import assignment_find
 
 REAP_BATCH = 200
 
-_REAP_SQL = """
+# Expired leases back to the pool: only rows it can lock at once (the lease and its item, SKIP
+# LOCKED), so it never waits for a lock and cannot deadlock with claims.
+_REAP_CTE = """
 WITH expired AS (
     SELECT a.id, a.item_id
     FROM annotations_assignment a
@@ -41,24 +43,27 @@ WITH expired AS (
     RETURNING expired.item_id
 ), counts AS (
     SELECT item_id, count(*) AS n FROM marked GROUP BY item_id
+), returned AS (
+    UPDATE annotations_workitem AS w SET active_leases = w.active_leases - counts.n
+    FROM counts WHERE w.id = counts.item_id
+    RETURNING w.id
 )
-UPDATE annotations_workitem AS w SET active_leases = w.active_leases - counts.n
-FROM counts WHERE w.id = counts.item_id
 """
 
 
 def leases_expire(*, project: Project | None = None, limit: int = REAP_BATCH) -> int:
-    """Return expired leases to the pool. Safe to run concurrently: it never waits for a lock
-    (SKIP LOCKED on both the lease and its item), so it cannot deadlock with claims."""
+    """Return up to `limit` expired leases to the pool; how many it returned. Safe to run
+    concurrently, and never waits for a lock."""
     now = timezone.now()
     if connection.vendor != "postgresql":
         return _leases_expire_portable(project=project, now=now, limit=limit)
     project_filter = "AND w.project_id = %(project)s" if project is not None else ""
+    reap = _REAP_CTE.format(project_filter=project_filter)
+    sql = reap + "SELECT count(*) FROM marked, (SELECT count(*) FROM returned) AS r"  # noqa: S608
     with transaction.atomic(savepoint=False):
-        return execute_count(
-            _REAP_SQL.format(project_filter=project_filter),
-            {"now": now, "limit": limit, "project": project.pk if project else None},
-        )
+        return fetch_one(
+            sql, {"now": now, "limit": limit, "project": project.pk if project else None}
+        )[0]
 
 
 def _leases_expire_portable(*, project: Project | None, now: Any, limit: int) -> int:
@@ -92,7 +97,12 @@ def _next_item(*, project: Project, kind: str, labeler: Any) -> WorkItem | None:
         .filter(done_count__lt=F("required_labels") - F("active_leases"))
         .exclude(
             pk__in=Assignment.objects.filter(
-                labeler=labeler, state__in=[AssignmentState.SUBMITTED, AssignmentState.SKIPPED]
+                labeler=labeler,
+                state__in=[
+                    AssignmentState.SUBMITTED,
+                    AssignmentState.SKIPPED,
+                    AssignmentState.LEASED,
+                ],
             ).values("item_id")
         )
         .order_by("-priority", "id")
@@ -116,12 +126,18 @@ def task_claim_next(
     wanted = _kinds_by_priority(project, kinds)
     if connection.vendor != "postgresql":
         return _claim_portable(labeler=labeler, project=project, wanted=wanted, now=now)
-    params = {"project": project.pk, "labeler": labeler.pk, "kinds": wanted, "now": now}
+    params = {
+        "project": project.pk,
+        "labeler": labeler.pk,
+        "kinds": wanted,
+        "now": now,
+        "limit": REAP_BATCH,
+    }
     with transaction.atomic():
-        live_id, open_kinds = fetch_one(_LOCK_SQL, params)
+        fetch_one(_LOCK_SQL, [labeler.pk])
+        live_id, open_kinds, _ = fetch_one(_PREPARE_CLAIM_SQL, params)
         if live_id is not None:
             return Claim(assignment=_task_load(live_id), resumed=True)
-        leases_expire(project=project)
         params.update(expires=now + timedelta(minutes=project.lease_minutes))
         for kind in [k for k in wanted if k in open_kinds]:
             row = fetch_one(_CLAIM_SQL, {**params, "kind": kind, "token": uuid.uuid4()})
@@ -130,23 +146,27 @@ def task_claim_next(
     return None
 
 
-# One claim at a time per labeler (two tabs cannot take two slots of one item): the labeler's row
-# is locked; the same statement finds a live lease to resume and which kinds have open items.
-_LOCK_SQL = f"""
-SELECT live.id, ARRAY(
-    SELECT k.kind FROM unnest(%(kinds)s::text[]) AS k(kind)
-    WHERE EXISTS (SELECT 1 FROM annotations_workitem w
-                  WHERE w.project_id = %(project)s AND w.kind = k.kind AND w.is_open))
-FROM {get_user_model()._meta.db_table} u
-LEFT JOIN LATERAL (
+# One claim at a time per labeler (two tabs cannot take two slots of one item). The reads that
+# follow are separate statements, so they see what a claim this one waited for committed.
+_LOCK_SQL = f"SELECT 1 FROM {get_user_model()._meta.db_table} WHERE id = %s FOR UPDATE"  # noqa: S608
+
+# Return the project's expired leases; in the same statement, a live lease of the labeler to
+# resume and which of the wanted kinds have open items.
+_LIVE_AND_OPEN_KINDS = """
+SELECT (
     SELECT a.id FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
-    WHERE a.labeler_id = u.id AND a.state = 'leased' AND a.expires_at > %(now)s
+    WHERE a.labeler_id = %(labeler)s AND a.state = 'leased' AND a.expires_at > %(now)s
       AND w.project_id = %(project)s AND w.kind = ANY(%(kinds)s::text[])
     ORDER BY a.leased_at LIMIT 1
-) live ON true
-WHERE u.id = %(labeler)s
-FOR UPDATE OF u
-"""  # noqa: S608 (column lists from the models)
+), ARRAY(
+    SELECT k.kind FROM unnest(%(kinds)s::text[]) AS k(kind)
+    WHERE EXISTS (SELECT 1 FROM annotations_workitem w
+                  WHERE w.project_id = %(project)s AND w.kind = k.kind AND w.is_open)
+), (SELECT count(*) FROM returned)
+"""
+_PREPARE_CLAIM_SQL = (
+    _REAP_CTE.format(project_filter="AND w.project_id = %(project)s") + _LIVE_AND_OPEN_KINDS
+)
 
 # Take the next open item of one kind and lease it, in one statement: the candidate row is locked
 # (SKIP LOCKED), its lease counter bumped, and the labeler's assignment inserted or, after an
@@ -160,7 +180,7 @@ WITH candidate AS (
       AND w.done_count < w.required_labels - w.active_leases
       AND w.id NOT IN (
           SELECT a.item_id FROM annotations_assignment a
-          WHERE a.labeler_id = %(labeler)s AND a.state IN ('submitted', 'skipped'))
+          WHERE a.labeler_id = %(labeler)s AND a.state IN ('submitted', 'skipped', 'leased'))
     ORDER BY w.priority DESC, w.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -304,7 +324,15 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     if current.state == AssignmentState.SUBMITTED:
         return False
     if current.state in (AssignmentState.EXPIRED, AssignmentState.RELEASED):
-        item = WorkItem.objects.select_for_update().get(pk=assignment.item_id)
+        try:  # never wait here: a claim holds the item and waits for this assignment row
+            item = WorkItem.objects.select_for_update(nowait=True).get(pk=assignment.item_id)
+        except DatabaseError:
+            raise ApplicationError(
+                "This task is being handed out at this moment; your work is kept as a draft. "
+                "Submit again in a moment.",
+                code="busy",
+                status_code=409,
+            ) from None
         late = Assignment.objects.filter(
             pk=assignment.pk, state__in=[AssignmentState.EXPIRED, AssignmentState.RELEASED]
         )

@@ -262,7 +262,7 @@ def ranking_submit(
             assignment_complete(assignment=assignment)
             return _write(context, clean, state=RankingState.SUBMITTED)
     except ApplicationError as exc:
-        if exc.code == "lease_lost":
+        if exc.code in ("lease_lost", "busy"):
             ranking_draft_save(
                 assignment=assignment,
                 labeler=labeler,

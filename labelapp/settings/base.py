@@ -70,8 +70,8 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The hot paths' hand-written statements are prepared once per connection (annotations/rows.py).
-# Turn off behind a pooler that does not keep server-side prepared statements (PgBouncer in
-# transaction mode before 1.21).
+# Turn off behind a pooler in transaction mode (e.g. PgBouncer): SQL-level PREPARE is per server
+# connection, which such a pooler shares between clients.
 LABELAPP_DB_PREPARED_STATEMENTS = env_bool("LABELAPP_DB_PREPARED_STATEMENTS", True)
 
 AUTH_PASSWORD_VALIDATORS = [
