@@ -20,4 +20,4 @@ RUN DJANGO_SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db CELERY_BROKER_U
     python manage.py collectstatic --no-input
 
 EXPOSE 8000
-CMD ["gunicorn", "labelapp.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4"]
+CMD ["gunicorn", "labelapp.wsgi", "--bind", "0.0.0.0:8000", "--workers", "5"]
