@@ -135,7 +135,7 @@ def task_claim_next(
     }
     with transaction.atomic():
         fetch_one(_LOCK_SQL, [labeler.pk])
-        live_id, open_kinds, _ = fetch_one(_PREPARE_CLAIM_SQL, params)
+        live_id, open_kinds, _ = fetch_one(_BEFORE_CLAIM_SQL, params)
         if live_id is not None:
             return Claim(assignment=_task_load(live_id), resumed=True)
         params.update(expires=now + timedelta(minutes=project.lease_minutes))
@@ -164,7 +164,7 @@ SELECT (
                   WHERE w.project_id = %(project)s AND w.kind = k.kind AND w.is_open)
 ), (SELECT count(*) FROM returned)
 """
-_PREPARE_CLAIM_SQL = (
+_BEFORE_CLAIM_SQL = (
     _REAP_CTE.format(project_filter="AND w.project_id = %(project)s") + _LIVE_AND_OPEN_KINDS
 )
 
