@@ -1,6 +1,13 @@
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 
 from annotations import models
+from annotations.errors import ApplicationError
+from annotations.label_schema import validate_schema_config
+from annotations.services.projects import label_schema_create
 
 
 @admin.register(models.Project)
@@ -9,9 +16,35 @@ class ProjectAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+class LabelSchemaForm(forms.ModelForm):
+    class Meta:
+        model = models.LabelSchema
+        fields = ["project", "config"]
+
+    def clean_config(self) -> dict:
+        try:
+            return validate_schema_config(self.cleaned_data.get("config"))
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
 @admin.register(models.LabelSchema)
 class LabelSchemaAdmin(admin.ModelAdmin):
+    """A schema version is never changed or deleted (every label names the version it was made
+    with); a change is a new version, checked and numbered by label_schema_create."""
+
+    form = LabelSchemaForm
     list_display = ["project", "version", "created_by", "created_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        created = label_schema_create(project=obj.project, user=request.user, config=obj.config)
+        obj.pk, obj.version = created.pk, created.version
 
 
 @admin.register(models.Prompt)

@@ -96,3 +96,28 @@ def test_csrf_is_enforced_on_pages(admin_user, project):
     client.force_login(admin_user)
     response = client.post(reverse("project_new"), {"name": "CSRF", "slug": "csrf"})
     assert response.status_code == 403
+
+
+def test_label_schema_versions_are_added_checked_and_never_edited_in_the_admin(
+    admin_client_, project
+):
+    """The Django admin adds a schema as the next version, through the same check as the service,
+    and offers no way to change or delete a version that labels may name."""
+    import json
+
+    from annotations.models import LabelSchema
+    from annotations.models.projects import default_schema_config
+
+    url = "/admin/annotations/labelschema/"
+    bad = admin_client_.post(f"{url}add/", {"project": project.pk, "config": '{"likert": 3}'})
+    assert bad.status_code == 200 and "likert" in bad.content.decode()
+    assert LabelSchema.objects.filter(project=project).count() == 1
+    config = json.dumps(default_schema_config())
+    added = admin_client_.post(f"{url}add/", {"project": project.pk, "config": config})
+    assert added.status_code == 302, added.content.decode()[:500]
+    assert list(project.schemas.values_list("version", flat=True)) == [2, 1]
+    first = project.schemas.get(version=1)
+    assert admin_client_.post(f"{url}{first.pk}/delete/", {"post": "yes"}).status_code == 403
+    admin_client_.post(f"{url}{first.pk}/change/", {"project": project.pk, "config": "{}"})
+    first.refresh_from_db()
+    assert first.config == default_schema_config()

@@ -26,7 +26,9 @@ from annotations.services.rankings import MAX_TIME_SPENT_MS, ranking_draft_save,
 
 
 class RankingInput(serializers.Serializer):
-    """One labeler's answer; the service checks it against the comparison and label schema."""
+    """One labeler's answer; the service checks it against the comparison and label schema.
+    Values inside a rating are taken as sent: likert a whole number, each field "yes", "no" or
+    (where the schema allows it) "na", notes text; anything else is named in a 400."""
 
     class Rating(serializers.Serializer):
         class Meta:
