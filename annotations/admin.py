@@ -40,7 +40,10 @@ class LabelSchemaAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        # Deleting a whole project takes its versions with it; a version alone is never deleted.
+        match = getattr(request, "resolver_match", None)
+        own_pages = "annotations_labelschema_"
+        return bool(match and match.url_name and not match.url_name.startswith(own_pages))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         created = label_schema_create(project=obj.project, user=request.user, config=obj.config)

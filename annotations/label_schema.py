@@ -112,9 +112,13 @@ def validate_schema_config(config: Any) -> dict[str, Any]:
         problems.append("'likert' needs 1 <= min < max <= 10")
     problems += _check_fields(config, "output_fields")
     problems += _check_fields(config, "prompt_flags")
-    unknown = set(config.get("categories") or []) - CATEGORY_KEYS
-    if unknown:
-        problems.append(f"unknown categories {sorted(unknown)}; use {sorted(CATEGORY_KEYS)}")
+    if config.get("pii_subfields") is not None:
+        problems += _check_fields(config, "pii_subfields")
+    categories = config.get("categories")
+    if not isinstance(categories, list) or not categories:
+        problems.append(f"'categories' must be a non-empty list from {sorted(CATEGORY_KEYS)}")
+    elif unknown := [c for c in categories if not isinstance(c, str) or c not in CATEGORY_KEYS]:
+        problems.append(f"unknown categories {unknown!r}; use {sorted(CATEGORY_KEYS)}")
     if problems:
         raise ApplicationError(
             "The label schema is not valid: " + "; ".join(problems) + ".",

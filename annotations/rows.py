@@ -105,16 +105,24 @@ def execute(cursor: Any, sql: str, params: Any) -> None:
     raw = connection.connection
     known = getattr(connection, "_labelapp_prepared", None)
     if known is None or known[0] is not raw:
-        known = (raw, set())
-        connection._labelapp_prepared = known
-    if name not in known[1]:
-        cursor.execute(prepare)  # prepared statements outlive transactions, rolled back or not
-        known[1].add(name)
+        known = connection._labelapp_prepared = (raw, set())
+    if known[1] is None:  # out of step with the server (see below): ask it
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        known = connection._labelapp_prepared = (raw, {row[0] for row in cursor.fetchall()})
     values = [params[key] for key in keys]
     arguments = f"({', '.join(['%s'] * len(values))})" if values else ""
     try:
+        if name not in known[1]:
+            cursor.execute(prepare)  # prepared statements outlive transactions, rolled back or not
+            known[1].add(name)
         cursor.execute(f"EXECUTE {name}{arguments}", values)
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "pgcode", None) == "26000":  # no such prepared statement
-            known[1].clear()  # e.g. DISCARD ALL: this statement fails, the next one prepares again
+        # The server forgot them (DISCARD ALL, DEALLOCATE) or has one the registry lacks: this
+        # call fails, the next one reads the server's list first.
+        if _pgcode(exc) in ("26000", "42P05"):
+            connection._labelapp_prepared = (raw, None)
         raise
+
+
+def _pgcode(exc: DatabaseError) -> str | None:
+    return getattr(exc.__cause__, "pgcode", None)

@@ -111,6 +111,10 @@ def test_label_schema_versions_are_added_checked_and_never_edited_in_the_admin(
     url = "/admin/annotations/labelschema/"
     bad = admin_client_.post(f"{url}add/", {"project": project.pk, "config": '{"likert": 3}'})
     assert bad.status_code == 200 and "likert" in bad.content.decode()
+    odd = {**default_schema_config(), "categories": 5, "pii_subfields": [["x"]]}
+    odder = admin_client_.post(f"{url}add/", {"project": project.pk, "config": json.dumps(odd)})
+    assert odder.status_code == 200
+    assert "categories" in odder.content.decode() and "pii_subfields" in odder.content.decode()
     assert LabelSchema.objects.filter(project=project).count() == 1
     config = json.dumps(default_schema_config())
     added = admin_client_.post(f"{url}add/", {"project": project.pk, "config": config})
@@ -121,3 +125,14 @@ def test_label_schema_versions_are_added_checked_and_never_edited_in_the_admin(
     admin_client_.post(f"{url}{first.pk}/change/", {"project": project.pk, "config": "{}"})
     first.refresh_from_db()
     assert first.config == default_schema_config()
+
+
+def test_deleting_a_project_in_the_admin_takes_its_schema_versions_along(admin_client_, project):
+    from annotations.models import LabelSchema, Project
+
+    response = admin_client_.post(
+        f"/admin/annotations/project/{project.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not LabelSchema.objects.filter(project_id=project.pk).exists()

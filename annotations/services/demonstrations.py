@@ -1,6 +1,7 @@
 """Demonstrations and prompt annotations: autosaved drafts, idempotent submission, and queueing
 prompts for this work."""
 
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -64,20 +65,26 @@ def demonstration_draft_save(
     the last save) to its time on task. Atomic; a submitted demonstration is never changed
     (ApplicationError 409)."""
     assignment = _assignment(labeler=labeler, token=token, kind=WorkKind.DEMONSTRATION)
+    return _draft_store(
+        prompt_id=assignment.item.prompt_id, labeler=labeler, text=text, delta=time_spent_ms
+    )
+
+
+def _draft_store(*, prompt_id: int, labeler: Any, text: str, delta: int) -> DraftSaved:
     if len(text) > MAX_DRAFT_CHARS:
         raise ApplicationError(
             f"A draft holds at most {MAX_DRAFT_CHARS:,} characters; this one has {len(text):,}.",
             code="too_long",
         )
     now = timezone.now()
-    delta = _time_delta(time_spent_ms)
+    delta = _time_delta(delta)
     with transaction.atomic():
         updated = Demonstration.objects.filter(
-            prompt_id=assignment.item.prompt_id, labeler=labeler, state=DemonstrationState.DRAFT
+            prompt_id=prompt_id, labeler=labeler, state=DemonstrationState.DRAFT
         ).update(text=text, time_spent_ms=F("time_spent_ms") + delta, updated_at=now)
         if not updated:
             demonstration, created = Demonstration.objects.get_or_create(
-                prompt_id=assignment.item.prompt_id,
+                prompt_id=prompt_id,
                 labeler=labeler,
                 defaults={"text": text, "time_spent_ms": delta},
             )
@@ -189,7 +196,9 @@ def demonstration_submit(
             )
     except ApplicationError as exc:
         if exc.code in ("too_long", "lease_lost", "busy", "category_required", "unknown_fields"):
-            demonstration_draft_save(labeler=labeler, token=token, text=text)
+            # by prompt, not token: in the 'busy' case another tab may have the task again
+            with contextlib.suppress(ApplicationError):  # the refusal is what the labeler sees
+                _draft_store(prompt_id=prompt_id, labeler=labeler, text=text, delta=0)
         raise
     return demonstration, True
 

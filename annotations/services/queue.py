@@ -169,10 +169,12 @@ _BEFORE_CLAIM_SQL = (
 )
 
 # Take the next open item of one kind and lease it, in one statement: the candidate row is locked
-# (SKIP LOCKED), its lease counter bumped, and the labeler's assignment inserted or, after an
-# expiry or a release, reused; the new assignment comes back with its item and prompt.
+# (SKIP LOCKED), the labeler's assignment inserted or, after an expiry or a release, reused, and
+# the item's lease counter bumped for it; the new assignment comes back with its item and prompt.
 # A concurrent claimer that finds the row updated re-checks
-# `done_count < required_labels - active_leases` against the new values.
+# `done_count < required_labels - active_leases` against the new values. An assignment row that
+# is no longer expired or released when the insert meets it (a late submit from another tab
+# committed meanwhile) is left alone and nothing is bumped: this claim finds nothing of the kind.
 _CLAIM_SQL = f"""
 WITH candidate AS (
     SELECT w.id FROM annotations_workitem w
@@ -184,20 +186,21 @@ WITH candidate AS (
     ORDER BY w.priority DESC, w.id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
-), bumped AS (
-    UPDATE annotations_workitem w SET active_leases = w.active_leases + 1
-    FROM candidate WHERE w.id = candidate.id
-    RETURNING w.*
 ), leased AS (
-    INSERT INTO annotations_assignment
+    INSERT INTO annotations_assignment AS a
         (item_id, labeler_id, token, state, leased_at, expires_at, finished_at, skip_reason)
-    SELECT bumped.id, %(labeler)s::bigint, %(token)s::uuid, 'leased', %(now)s::timestamptz,
+    SELECT candidate.id, %(labeler)s::bigint, %(token)s::uuid, 'leased', %(now)s::timestamptz,
            %(expires)s::timestamptz, NULL::timestamptz, ''
-    FROM bumped
+    FROM candidate
     ON CONFLICT (item_id, labeler_id) DO UPDATE SET
         state = 'leased', token = EXCLUDED.token, leased_at = EXCLUDED.leased_at,
         expires_at = EXCLUDED.expires_at, finished_at = NULL, skip_reason = ''
+    WHERE a.state IN ('expired', 'released')
     RETURNING *
+), bumped AS (
+    UPDATE annotations_workitem w SET active_leases = w.active_leases + 1
+    FROM leased WHERE w.id = leased.item_id
+    RETURNING w.*
 )
 SELECT {columns(Assignment, "leased")}, {columns(WorkItem, "bumped")}, {columns(Prompt, "p")}
 FROM leased JOIN bumped ON bumped.id = leased.item_id
@@ -324,15 +327,7 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     if current.state == AssignmentState.SUBMITTED:
         return False
     if current.state in (AssignmentState.EXPIRED, AssignmentState.RELEASED):
-        try:  # never wait here: a claim holds the item and waits for this assignment row
-            item = WorkItem.objects.select_for_update(nowait=True).get(pk=assignment.item_id)
-        except DatabaseError:
-            raise ApplicationError(
-                "This task is being handed out at this moment; your work is kept as a draft. "
-                "Submit again in a moment.",
-                code="busy",
-                status_code=409,
-            ) from None
+        item = _item_lock_briefly(item_id=assignment.item_id)
         late = Assignment.objects.filter(
             pk=assignment.pk, state__in=[AssignmentState.EXPIRED, AssignmentState.RELEASED]
         )
@@ -350,6 +345,29 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     raise ApplicationError(
         "You skipped this task; take the next one.", code="skipped", status_code=409
     )
+
+
+def _item_lock_briefly(*, item_id: int) -> WorkItem:
+    """Lock the item for a late submit, which already holds its assignment row. A claim of the same
+    labeler may hold the item and wait for that row: give up before PostgreSQL's deadlock check
+    (1 s by default) would abort one of the two, with a clear 'busy' instead."""
+    if connection.vendor != "postgresql":
+        return WorkItem.objects.select_for_update().get(pk=item_id)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '500ms'")
+        item = WorkItem.objects.select_for_update().get(pk=item_id)
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
+        return item
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "pgcode", None) != "55P03":  # lock_not_available
+            raise
+        raise ApplicationError(
+            "This task is being handed out at this moment; submit again in a moment.",
+            code="busy",
+            status_code=409,
+        ) from None
 
 
 def _count_done(*, item_id: int, released_lease: bool) -> None:
