@@ -61,13 +61,6 @@ def fetch_all(sql: str, params: Any) -> list[Any]:
         return cursor.fetchall()
 
 
-def execute_count(sql: str, params: Any) -> int:
-    """Run the statement; the number of rows it changed."""
-    with connection.cursor() as cursor:
-        execute(cursor, sql, params)
-        return cursor.rowcount
-
-
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
 
 

@@ -27,7 +27,12 @@ from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
 from annotations.rows import columns, fetch_one, instance
 from annotations.selectors.projects import label_schema_current
-from annotations.services.queue import assignment_complete, assignment_for_token, work_items_create
+from annotations.services.queue import (
+    COMPLETE_CTE,
+    assignment_complete,
+    assignment_for_token,
+    work_items_create,
+)
 
 MAX_DRAFT_CHARS = 200_000  # a hard cap on drafts; the project's limit applies when submitting
 MAX_TIME_DELTA_MS = 15 * 60 * 1000  # one save never adds more than this to time on task
@@ -253,16 +258,7 @@ def _submit_lock(*, assignment: Assignment) -> _Locked:
 # time on task), in one statement. Nothing comes back when the demonstration stopped being a
 # draft meanwhile; the caller rolls the whole statement back then.
 _SUBMIT_SQL = f"""
-WITH done AS (
-    UPDATE annotations_assignment SET state = 'submitted', finished_at = %(now)s
-    WHERE id = %(assignment)s AND state = 'leased'
-    RETURNING item_id
-), counted AS (
-    UPDATE annotations_workitem w SET done_count = w.done_count + 1,
-        active_leases = w.active_leases - 1, is_open = w.done_count + 1 < w.required_labels
-    FROM done WHERE w.id = done.item_id
-    RETURNING w.id
-), annotated AS (
+WITH {COMPLETE_CTE}, annotated AS (
     INSERT INTO annotations_promptannotation
         (prompt_id, labeler_id, schema_version, data, created_at, updated_at)
     VALUES (%(prompt)s, %(labeler)s, %(version)s, %(data)s, %(now)s, %(now)s)

@@ -21,7 +21,7 @@ from annotations.errors import ApplicationError
 from annotations.models import Assignment, Project, Prompt, WorkItem
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
-from annotations.rows import columns, execute_count, fetch_one, instance
+from annotations.rows import columns, fetch_one, instance
 from annotations.selectors.access import assignment_find
 
 REAP_BATCH = 200
@@ -298,16 +298,20 @@ def assignment_for_token(*, labeler: Any, token: uuid.UUID | str) -> Assignment:
 
 
 # A live lease becomes a submission and is counted on its item, in one statement.
-_COMPLETE_SQL = """
-WITH done AS (
+# A live lease becomes a submission and is counted on its item: the CTEs `done` and `counted`,
+# shared with the submits that write their label in the same statement.
+COMPLETE_CTE = """
+done AS (
     UPDATE annotations_assignment SET state = 'submitted', finished_at = %(now)s
     WHERE id = %(assignment)s AND state = 'leased'
     RETURNING item_id
-)
-UPDATE annotations_workitem w SET done_count = w.done_count + 1,
-    active_leases = w.active_leases - 1, is_open = w.done_count + 1 < w.required_labels
-FROM done WHERE w.id = done.item_id
-"""
+), counted AS (
+    UPDATE annotations_workitem w SET done_count = w.done_count + 1,
+        active_leases = w.active_leases - 1, is_open = w.done_count + 1 < w.required_labels
+    FROM done WHERE w.id = done.item_id
+    RETURNING w.id
+)"""
+_COMPLETE_SQL = f"WITH {COMPLETE_CTE} SELECT count(*) FROM counted"  # noqa: S608
 
 
 def assignment_complete(*, assignment: Assignment) -> bool:
@@ -316,7 +320,7 @@ def assignment_complete(*, assignment: Assignment) -> bool:
     meanwhile is still accepted while the item needs labels; otherwise ApplicationError."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        if execute_count(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now}):
+        if fetch_one(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now})[0]:
             return True
     elif Assignment.objects.filter(pk=assignment.pk, state=AssignmentState.LEASED).update(
         state=AssignmentState.SUBMITTED, finished_at=now
