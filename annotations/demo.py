@@ -81,8 +81,7 @@ def _demo_work(project: Project) -> None:
     """Work waiting for the demo labeler: demonstrations, prompt annotations, prompt writing,
     and a few comparisons (canned outputs, so ranking works before any model is sampled)."""
     from annotations.services.comparisons import comparison_create
-    from annotations.services.demonstrations import prompt_work_queue
-    from annotations.services.prompt_writing import prompt_writing_queue
+    from annotations.services.work_admin import prompt_work_queue, prompt_writing_queue
 
     prompt_work_queue(project=project, kind="demonstration", count=10)
     prompt_work_queue(project=project, kind="prompt_annotation", count=10)

@@ -6,7 +6,7 @@ project, so every list here is data that admins may replace with a new version.
 
 from typing import Any
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 
 CATEGORIES: list[tuple[str, str]] = [
     ("generation", "Generation"),
@@ -101,7 +101,9 @@ def _check_fields(config: dict[str, Any], name: str) -> list[str]:
 def validate_schema_config(config: Any) -> dict[str, Any]:
     """Return the config if it is a usable label schema; raise ApplicationError listing problems."""
     if not isinstance(config, dict):
-        raise ApplicationError("The label schema must be a JSON object.", code="invalid_schema")
+        raise ApplicationError(
+            "The label schema must be a JSON object.", code=ErrorCode.INVALID_SCHEMA
+        )
     problems: list[str] = []
     likert = config.get("likert")
     if not isinstance(likert, dict) or not all(
@@ -122,7 +124,7 @@ def validate_schema_config(config: Any) -> dict[str, Any]:
     if problems:
         raise ApplicationError(
             "The label schema is not valid: " + "; ".join(problems) + ".",
-            code="invalid_schema",
+            code=ErrorCode.INVALID_SCHEMA,
             details={"problems": problems},
         )
     return config

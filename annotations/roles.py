@@ -1,13 +1,15 @@
 """Who may do what: the roles (Django groups) and every check of them, in one place."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, Group
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
@@ -32,23 +34,44 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 
+ROLES_CACHE_SECONDS = 300  # a safety net; every change of a user's groups drops the entry
+
+
+def _roles_key(user_id: int) -> str:
+    return f"roles:{user_id}"
+
+
 def user_roles(user: Any) -> frozenset[Role]:
-    """The user's roles, cached on the user object for the request."""
+    """The user's roles: kept on the user object for the request and in the shared cache across
+    requests (dropped whenever the user's groups change, see `roles_forget`)."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
         return frozenset()
-    cached = getattr(user, "_labelapp_roles", None)
-    if cached is None:
-        cached = roles_cache(user, user.groups.values_list("name", flat=True))
-    return cached
+    roles = getattr(user, "_labelapp_roles", None)
+    if roles is None:
+        names = cache.get(_roles_key(user.pk))
+        if names is None:
+            names = list(user.groups.values_list("name", flat=True))
+            cache.set(_roles_key(user.pk), names, ROLES_CACHE_SECONDS)
+        roles = roles_remember(user, names)
+    return roles
 
 
-def roles_cache(user: Any, group_names: Any) -> frozenset[Role]:
-    """Keep the user's roles (from these group names) on the user object for the request."""
+def roles_remember(user: Any, group_names: Iterable[str]) -> frozenset[Role]:
+    """Keep the user's roles, from these group names, on the user object for the request."""
     roles = frozenset(Role(name) for name in group_names if name in Role._value2member_map_)
     if user.is_superuser:
         roles = roles | {Role.ADMIN}
     user._labelapp_roles = roles
     return roles
+
+
+def roles_forget(user_ids: list[int]) -> None:
+    """Drop cached roles (connected to every change of user-group membership in apps.py): now,
+    and again when the transaction commits, so that no request caches what it rolls back to."""
+    keys = [_roles_key(pk) for pk in user_ids]
+    if keys:
+        cache.delete_many(keys)
+        transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def user_can(user: Any, action: str) -> bool:

@@ -5,7 +5,6 @@ Each task names its queue, its time limits and its retry policy.
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Any
 
 from celery import shared_task
@@ -13,7 +12,7 @@ from celery.app.task import Task
 from celery.exceptions import Retry
 from django.conf import settings
 
-from annotations.models.jobs import JobKind
+from annotations.job_kinds import TASK_QUEUES
 from annotations.services.generation import generation_run
 from annotations.services.jobs import job_fail, job_progress
 from annotations.services.outputs_import import outputs_import_run
@@ -34,31 +33,15 @@ def failing_job_on_error(job_id: int) -> Iterator[None]:
         raise
 
 
-class Queue(StrEnum):
-    DEFAULT = "default"  # imports, exports, statistics, maintenance
-    GENERATION = "generation"  # calls the inference service
-    GPU = "gpu"  # one training job at a time per worker
-
-
-TASK_QUEUES: dict[str, Queue] = {}
-
-
-def task(*, name: str, queue: Queue, **options: Any) -> Callable:
-    """shared_task that also records the task's queue (read by `route_task`)."""
-    TASK_QUEUES[name] = queue
-    return shared_task(name=name, **options)
-
-
-def route_task(
-    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
-) -> dict:
-    """Celery router (settings.CELERY_TASK_ROUTES): every task goes to the queue it declares."""
-    return {"queue": TASK_QUEUES.get(name, Queue.DEFAULT)}
+def task(*, name: str, **options: Any) -> Callable:
+    """shared_task on the queue that annotations/job_kinds.py names for it."""
+    if name not in TASK_QUEUES:
+        raise LookupError(f"Add {name!r} to TASK_QUEUES in annotations/job_kinds.py.")
+    return shared_task(name=name, queue=TASK_QUEUES[name], **options)
 
 
 @task(
     name="annotations.import_prompts",
-    queue=Queue.DEFAULT,
     acks_late=True,  # a crash mid-import rolls back; the redelivered message imports afresh
     soft_time_limit=3600,
     time_limit=3660,
@@ -72,7 +55,6 @@ def import_prompts(job_id: int) -> None:
 @task(
     bind=True,
     name="annotations.generate_outputs",
-    queue=Queue.GENERATION,
     acks_late=True,  # a redelivered message continues the job; stored batches are skipped
     soft_time_limit=6 * 3600,
     time_limit=6 * 3600 + 120,
@@ -114,7 +96,6 @@ def _retry_or_fail(task: Task, *, job_id: int, exc: Exception) -> None:
 
 @task(
     name="annotations.import_outputs",
-    queue=Queue.DEFAULT,
     acks_late=True,
     soft_time_limit=3600,
     time_limit=3660,
@@ -127,7 +108,6 @@ def import_outputs(job_id: int) -> None:
 
 @task(
     name="annotations.export_dataset",
-    queue=Queue.DEFAULT,
     acks_late=True,  # an export writes to a temporary folder and is listed only when complete
     soft_time_limit=4 * 3600,
     time_limit=4 * 3600 + 120,
@@ -143,7 +123,6 @@ def export_dataset(job_id: int) -> None:
 @task(
     bind=True,
     name="annotations.train_model",
-    queue=Queue.GPU,
     # Acknowledged on receipt: a training run outlives Redis' visibility timeout, and a late ack
     # would have it delivered twice. The job row and the reaper below make it survive a crash.
     acks_late=False,
@@ -160,7 +139,6 @@ def train_model(self: Task, job_id: int) -> None:
 
 @task(
     name="annotations.reap_training_jobs",
-    queue=Queue.DEFAULT,
     soft_time_limit=60,
     time_limit=90,
     max_retries=0,
@@ -172,24 +150,8 @@ def reap_training_jobs() -> list[int]:
     return training_jobs_reap()
 
 
-def task_for_kind(kind: str, params: dict | None = None) -> Task:
-    if kind == JobKind.GENERATION and (params or {}).get("source") == "file":
-        return import_outputs
-    tasks: dict[str, Task] = {
-        JobKind.IMPORT_PROMPTS: import_prompts,
-        JobKind.GENERATION: generate_outputs,
-        JobKind.EXPORT: export_dataset,
-        JobKind.SFT: train_model,
-        JobKind.REWARD: train_model,
-        JobKind.PPO: train_model,
-        JobKind.RLOO: train_model,
-    }
-    return tasks[kind]
-
-
 @task(
     name="annotations.expire_leases",
-    queue=Queue.DEFAULT,
     soft_time_limit=60,
     time_limit=90,
     max_retries=0,

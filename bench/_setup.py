@@ -2,6 +2,7 @@
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,17 +14,17 @@ def django_setup() -> None:
     os.environ["DATABASE_URL"] = BENCH_DB
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labelapp.settings.test")
     import dj_database_url
-    import psycopg2
+    import psycopg
 
     config = dj_database_url.parse(BENCH_DB)
-    admin = psycopg2.connect(
+    admin = psycopg.connect(
         dbname="postgres",
         user=config["USER"],
         host=config["HOST"],
         port=config["PORT"] or 5432,
         password=config["PASSWORD"] or None,
+        autocommit=True,
     )
-    admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]])
         if cursor.fetchone() is None:
@@ -51,30 +52,133 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(*, port: int, workers: int, threads: int, static_root: str | None = None):
+@dataclass(frozen=True)
+class Code:
+    """The code a bench server runs: this working tree, or a git revision unpacked into a folder
+    of its own with its own virtualenv (its web requirements only), for an A/B in one run."""
+
+    label: str
+    root: Path
+    python: Path
+
+
+def code_at(ref: str | None) -> Code:
+    """This tree (ref None) or the revision `ref`, unpacked and installed once under /tmp."""
+    import subprocess
+    import tempfile
+
+    if ref is None:
+        return Code("this tree", ROOT, Path(sys.executable))
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    folder = Path(tempfile.gettempdir()) / f"labelapp-bench-{sha[:12]}"
+    python = folder / ".venv" / "bin" / "python"
+    if not python.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+        (folder / "node_modules").symlink_to(ROOT / "node_modules")
+        subprocess.run([sys.executable, "-m", "venv", str(folder / ".venv")], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", "requirements/base.txt"],
+            cwd=folder,
+            check=True,
+        )
+    return Code(f"{ref} ({sha[:8]})", folder, python)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One side of an A/B: the code a server runs and its extra environment."""
+
+    label: str
+    code: Code
+    env: dict[str, str]
+
+
+def variants(*, compare: str | None, paths: bool) -> list[Variant]:
+    """The sides of an A/B in one run: `compare` (a git revision) against this tree, and/or this
+    tree's two hot-path implementations (LABELAPP_HOT_PATH=sql and orm)."""
+    sides = []
+    if compare:
+        sides.append(Variant(code_at(compare).label, code_at(compare), {}))
+    here = code_at(None)
+    if paths:
+        sides += [
+            Variant("this tree, hot path sql", here, {"LABELAPP_HOT_PATH": "sql"}),
+            Variant("this tree, hot path orm", here, {"LABELAPP_HOT_PATH": "orm"}),
+        ]
+    else:
+        sides.append(Variant("this tree", here, {}))
+    return sides
+
+
+def ab(sides: list[Variant], runs: int, phase) -> None:
+    """Run `phase(side) -> (rate, p99 ms)` for every side, `runs` times, alternating (so that
+    load from elsewhere on the machine falls on every side alike); print each side's mean rate,
+    its worst p99 and its ratio to the first side."""
+    import statistics
+
+    results: dict[str, list[tuple[float, float]]] = {side.label: [] for side in sides}
+    for run in range(1, runs + 1):
+        for side in sides:
+            print(f"run {run}, {side.label}:")
+            results[side.label].append(phase(side))
+    first = statistics.mean(rate for rate, _ in results[sides[0].label])
+    for label, values in results.items():
+        rates = [rate for rate, _ in values]
+        print(
+            f"{label}: mean {statistics.mean(rates):.1f}/s over {runs} runs "
+            f"({', '.join(f'{r:.1f}' for r in rates)}), worst p99 "
+            f"{max(p99 for _, p99 in values):.0f} ms, ratio to {sides[0].label}: "
+            f"{statistics.mean(rates) / first:.2f}"
+        )
+
+
+def start_gunicorn(
+    *,
+    port: int,
+    workers: int,
+    threads: int,
+    static_root: str | None = None,
+    code: Code | None = None,
+    env: dict[str, str] | None = None,
+):
     """gunicorn on 127.0.0.1:port with the test settings on the bench database (sync workers for
-    threads == 1, else gthread). With static_root, static files are collected there first so the
-    server serves them as in production. Returns the process once it answers."""
+    threads == 1, else gthread), running `code` (default: this tree). With static_root, static
+    files are collected there first so the server serves them as in production. Returns the
+    process once it answers."""
     import subprocess
     import time
 
     import httpx
 
-    env = dict(os.environ, DATABASE_URL=BENCH_DB, DJANGO_SETTINGS_MODULE="labelapp.settings.test")
+    code = code or code_at(None)
+    env = dict(
+        os.environ,
+        DATABASE_URL=BENCH_DB,
+        DJANGO_SETTINGS_MODULE="labelapp.settings.test",
+        **(env or {}),
+    )
     if static_root:
         env["DJANGO_STATIC_ROOT"] = static_root
         subprocess.run(
-            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-            cwd=ROOT,
+            [str(code.python), "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=code.root,
             env=env,
             check=True,
         )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
+    gunicorn = code.python.parent / "gunicorn"
     args = [str(gunicorn), "labelapp.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers)]
     if threads > 1:
         args += ["-k", "gthread", "--threads", str(threads)]
     server = subprocess.Popen(
-        [*args, "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
+        [*args, "--log-level", "warning"], cwd=code.root, env=env, stdout=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

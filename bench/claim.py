@@ -20,7 +20,17 @@ from collections import Counter, defaultdict
 os.environ.setdefault(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/labelapp_bench_claim"
 )
-from _setup import BENCH_DB, CpuMeter, JsonClient, django_setup, free_port, start_gunicorn
+from _setup import (
+    BENCH_DB,
+    CpuMeter,
+    JsonClient,
+    Variant,
+    ab,
+    django_setup,
+    free_port,
+    start_gunicorn,
+    variants,
+)
 
 ANNOTATION = {"category": "open_qa", "flags": {"asks_advice": True}, "pii": False}
 SLUG = "bench-claim"
@@ -165,6 +175,31 @@ def db_duplicates() -> int:
     )
 
 
+def compare(args: argparse.Namespace) -> None:
+    """32 labelers against each side of the A/B (fresh items each phase), alternately."""
+    from django.db import connection
+
+    def phase(side: Variant) -> tuple[float, float]:
+        tokens = seed(args.items, 32)
+        connection.close()
+        port = free_port()
+        server = start_gunicorn(
+            port=port, workers=args.workers, threads=args.threads, code=side.code, env=side.env
+        )
+        try:
+            result = run_phase(
+                f"http://127.0.0.1:{port}", tokens, args.seconds, CpuMeter(server.pid)
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        rate = report(result)
+        print(f"      items over-submitted in the database: {db_duplicates()}")
+        return rate, max(pct(result["latencies"][k], 99) for k in ("claim", "submit"))
+
+    ab(variants(compare=args.compare, paths=args.paths), args.runs, phase)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
@@ -172,8 +207,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help=">1 uses gthread workers")
     parser.add_argument("--items", type=int, default=12000)
+    parser.add_argument("--compare", metavar="REF", help="A/B against a git revision")
+    parser.add_argument("--paths", action="store_true", help="A/B of the sql and orm hot paths")
+    parser.add_argument("--runs", type=int, default=3, help="phases per side of an A/B")
     args = parser.parse_args()
     django_setup()
+    if args.compare or args.paths:
+        compare(args)
+        return
     tokens = seed(args.items, 1 + 8 + 32)
     from django.db import connection
 

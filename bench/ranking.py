@@ -30,10 +30,13 @@ from _setup import (
     BENCH_DB,
     CpuMeter,
     JsonClient,
+    Variant,
+    ab,
     django_setup,
     free_port,
     percentile_ms,
     start_gunicorn,
+    variants,
 )
 
 SLUG = "bench-ranking"
@@ -239,6 +242,32 @@ def page_weight(base: str) -> None:
         print(f"  {size / 1024:7.1f} KB  {name}")
 
 
+def compare(args: argparse.Namespace) -> None:
+    """`--labelers` against each side of the A/B (fresh comparisons each phase), alternately."""
+    from django.db import connection
+
+    def phase(side: Variant) -> tuple[float, float]:
+        tokens = seed(args.items, args.labelers)
+        connection.close()
+        port = free_port()
+        server = start_gunicorn(
+            port=port, workers=args.workers, threads=args.threads, code=side.code, env=side.env
+        )
+        try:
+            result = run_phase(
+                f"http://127.0.0.1:{port}", tokens, args.seconds, CpuMeter(server.pid)
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        rate = report(f"{args.labelers} labelers", result)
+        duplicates, lost = integrity(result["accepted"])
+        print(f"  duplicates {duplicates}, lost {lost}")
+        return rate, max(percentile_ms(result["latencies"][k], 0.99) for k in ("next", "submit"))
+
+    ab(variants(compare=args.compare, paths=args.paths), args.runs, phase)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
@@ -247,9 +276,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help=">1 uses gthread workers")
     parser.add_argument("--items", type=int, default=4000)
     parser.add_argument("--labelers", type=int, default=32)
+    parser.add_argument("--compare", metavar="REF", help="A/B against a git revision")
+    parser.add_argument("--paths", action="store_true", help="A/B of the sql and orm hot paths")
+    parser.add_argument("--runs", type=int, default=3, help="phases per side of an A/B")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     django_setup()
+    if args.compare or args.paths:
+        compare(args)
+        return
     tokens = seed(args.items, args.labelers + 1)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

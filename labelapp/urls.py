@@ -3,25 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotations.apis import jobs as job_apis
-from annotations.apis import projects as project_apis
-from annotations.apis import prompts as prompt_apis
 from annotations.views import jobs, projects, prompts
-
-api_v1 = [
-    path("me/", project_apis.MeApi.as_view(), name="api_me"),
-    path("projects/", project_apis.ProjectListApi.as_view(), name="api_projects"),
-    path("projects/<slug:slug>/", project_apis.ProjectDetailApi.as_view(), name="api_project"),
-    path("projects/<slug:slug>/prompts/", prompt_apis.PromptListApi.as_view(), name="api_prompts"),
-    path(
-        "projects/<slug:slug>/prompts/import/",
-        prompt_apis.PromptImportApi.as_view(),
-        name="api_prompt_import",
-    ),
-    path("jobs/", job_apis.JobListApi.as_view(), name="api_jobs"),
-    path("jobs/<int:pk>/", job_apis.JobDetailApi.as_view(), name="api_job"),
-    path("jobs/<int:pk>/cancel/", job_apis.JobCancelApi.as_view(), name="api_job_cancel"),
-]
 
 urlpatterns = [
     path("", projects.home, name="home"),
@@ -42,7 +24,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", jobs.job_detail, name="job_detail"),
     path("jobs/<int:pk>/cancel/", jobs.job_cancel, name="job_cancel"),
     path("jobs/<int:pk>/rerun/", jobs.job_rerun_skipping, name="job_rerun"),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", include("annotations.urls.api")),
     path("", include("annotations.urls.labeler")),
     path("", include("annotations.urls.ranking")),
     path("", include("annotations.urls.engineer")),

@@ -22,6 +22,13 @@ def _media_root(settings, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(params=["sql", "orm"])
+def both_hot_paths(request, settings) -> str:
+    """Run the test on both hot-path implementations (annotations/hotpath/)."""
+    settings.LABELAPP_HOT_PATH = request.param
+    return request.param
+
+
 @pytest.fixture
 def labeler(db):
     return UserFactory(roles=[Role.LABELER])

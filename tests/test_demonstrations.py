@@ -8,19 +8,15 @@ from django.urls import reverse
 from annotations.errors import ApplicationError
 from annotations.models import Assignment, Demonstration, PromptAnnotation, WorkItem
 from annotations.roles import Role
-from annotations.services.demonstrations import (
-    demonstration_draft_save,
-    demonstration_submit,
-    prompt_annotation_submit,
-    prompt_work_queue,
-    work_priorities_update,
-)
+from annotations.services.demonstrations import demonstration_draft_save, demonstration_submit
+from annotations.services.prompt_annotations import prompt_annotation_submit
 from annotations.services.queue import task_claim_next
+from annotations.services.work_admin import prompt_work_queue, work_priorities_update
 from tests.conftest import token_client
 from tests.factories import UserFactory
 from tests.test_queue import make_items, real_queries
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_hot_paths")]
 ANNOTATION = {"category": "open_qa", "flags": {"asks_advice": True}, "pii": False}
 
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from annotations.models import Assignment, Demonstration, PromptAnnotation, WorkItem
 from annotations.roles import Role
-from annotations.services.queue import task_claim_next
+from annotations.services.queue import leases_expire, task_claim_next
 from tests.factories import UserFactory
 from tests.test_pages import XSS, add_prompts
 from tests.test_queue import make_items
@@ -61,7 +61,7 @@ def test_over_limit_shows_the_message_and_keeps_the_text(project, labeler, label
 
 def test_prompt_is_escaped_and_whitespace_kept(project, labeler, labeler_client):
     add_prompts(project, 1, text="Line one\n    indented " + XSS)
-    from annotations.services.demonstrations import prompt_work_queue
+    from annotations.services.work_admin import prompt_work_queue
 
     prompt_work_queue(project=project, kind="demonstration", count=1)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
@@ -172,6 +172,7 @@ def test_draft_comes_back_after_the_lease_expired(project, labeler, labeler_clie
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     labeler_client.post(url, {"text": "Yesterday's words", "action": "draft"})
     Assignment.objects.update(expires_at=timezone.now() - timedelta(hours=20))
+    assert leases_expire() == 1  # as beat does every minute
     home = labeler_client.get(reverse("labeler_home")).content.decode()
     assert "Your unfinished drafts" in home
     again = labeler_client.post(reverse("task_next", args=[project.slug])).url

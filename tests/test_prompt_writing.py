@@ -6,13 +6,9 @@ from django.urls import reverse
 
 from annotations.errors import ApplicationError
 from annotations.models import Assignment, Prompt, WorkItem
-from annotations.services.prompt_writing import (
-    FewShotExample,
-    few_shot_examples,
-    prompt_write,
-    prompt_writing_queue,
-)
+from annotations.services.prompt_writing import FewShotExample, few_shot_examples, prompt_write
 from annotations.services.queue import task_claim_next
+from annotations.services.work_admin import prompt_writing_queue
 
 FEW_SHOT = {
     "instruction": "Answer with the capital city.",

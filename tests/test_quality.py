@@ -80,6 +80,7 @@ def test_quality_page_permissions_and_queries(
     labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(2)]
     for labeler in labelers:
         rank(first, labeler, [[0], [1], [2], [3]])
+    engineer_client.get(url)  # the engineer's roles are cached from here on
     with CaptureQueriesContext(connection) as few:
         page = engineer_client.get(url)
     assert b"of 6 comparisons that two labelers share" in page.content

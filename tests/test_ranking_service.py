@@ -18,6 +18,8 @@ from annotations.services.queue import leases_expire, task_claim_next
 from annotations.services.rankings import ranking_draft_save, ranking_submit
 from tests.factories import UserFactory
 
+pytestmark = pytest.mark.usefixtures("both_hot_paths")
+
 
 def make_comparison(project, k: int = 4, texts: list[str] | None = None) -> ComparisonTask:
     # Letters only: digit runs in a random tag could look like a phone number to the PII filter.

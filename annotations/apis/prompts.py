@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.apis.serializers import JobOutput, PromptOutput
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.intake.rows import FORMATS, guess_format
 from annotations.label_schema import CATEGORIES
 from annotations.roles import api_permission
@@ -77,7 +77,7 @@ class PromptImportApi(APIView):
         if fmt is None:
             raise ApplicationError(
                 "Say the format ('jsonl' or 'csv'): the file name ends in neither.",
-                code="unknown_format",
+                code=ErrorCode.UNKNOWN_FORMAT,
             )
         path = prompt_upload_store(upload=upload)
         job = prompt_import_start(

@@ -4,7 +4,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models.jobs import ExportKind
 from annotations.models.projects import Split
 from annotations.models.prompts import PromptSource
@@ -50,7 +50,7 @@ class ExportFilters:
         if unknown:
             raise ApplicationError(
                 f"Unknown export filters {sorted(unknown)}; use {known}.",
-                code="invalid_filters",
+                code=ErrorCode.INVALID_FILTERS,
             )
         splits = _choices(params.get("splits"), Split.values, "splits")
         if kind == ExportKind.EVALUATION and not splits:
@@ -69,7 +69,7 @@ class ExportFilters:
         if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
             raise ApplicationError(
                 f"date_from {filters.date_from} is after date_to {filters.date_to}; swap them.",
-                code="invalid_filters",
+                code=ErrorCode.INVALID_FILTERS,
             )
         return filters
 
@@ -87,7 +87,7 @@ def _choices(value: Any, allowed: list[str], name: str) -> tuple[str, ...]:
     bad = [v for v in values if v not in allowed]
     if bad:
         raise ApplicationError(
-            f"{name} {bad} are not valid; choose from {allowed}.", code="invalid_filters"
+            f"{name} {bad} are not valid; choose from {allowed}.", code=ErrorCode.INVALID_FILTERS
         )
     return tuple(v for v in allowed if v in values)
 
@@ -101,7 +101,7 @@ def _day(value: Any, name: str) -> date | None:
         return date.fromisoformat(str(value))
     except ValueError:
         raise ApplicationError(
-            f"{name} {value!r} is not a date; write YYYY-MM-DD.", code="invalid_filters"
+            f"{name} {value!r} is not a date; write YYYY-MM-DD.", code=ErrorCode.INVALID_FILTERS
         ) from None
 
 
@@ -110,5 +110,5 @@ def _integer(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ApplicationError(
-            f"Labeler id {value!r} is not a number.", code="invalid_filters"
+            f"Labeler id {value!r} is not a number.", code=ErrorCode.INVALID_FILTERS
         ) from None

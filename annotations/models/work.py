@@ -9,6 +9,24 @@ from django.utils import timezone
 
 from annotations.models.projects import Project, WorkKind
 
+# The one eligibility rule of the queue: an item takes one more labeler while the labels done
+# and the leases held stay below the labels it needs. The counters live on the item row, so a
+# claimer that waited for the row re-checks the rule against the values it finds.
+HAS_ROOM = Q(done_count__lt=models.F("required_labels") - models.F("active_leases"))
+
+
+class WorkItemQuerySet(models.QuerySet["WorkItem"]):
+    def has_room(self) -> "WorkItemQuerySet":
+        return self.filter(HAS_ROOM)
+
+    def claimable_by(self, *, labeler_id: int) -> "WorkItemQuerySet":
+        """Open items with room that this labeler has not done, skipped or held (a lease that
+        expired but has not been returned yet still counts as held)."""
+        taken = Assignment.objects.filter(labeler_id=labeler_id, state__in=TAKEN_STATES).values(
+            "item_id"
+        )
+        return self.has_room().filter(is_open=True).exclude(pk__in=taken)
+
 
 class WorkItem(models.Model):
     """One unit of work that `required_labels` distinct labelers each do once."""
@@ -31,6 +49,8 @@ class WorkItem(models.Model):
     active_leases = models.PositiveSmallIntegerField(default=0)
     is_open = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -58,6 +78,12 @@ class AssignmentState(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
     EXPIRED = "expired", "Expired"
     RELEASED = "released", "Released by an admin"
+
+
+# The item is not offered to this labeler again while their assignment is in one of these states.
+TAKEN_STATES = (AssignmentState.SUBMITTED, AssignmentState.SKIPPED, AssignmentState.LEASED)
+# A new claim of the same item may reuse an assignment row in one of these states.
+REUSABLE_STATES = (AssignmentState.EXPIRED, AssignmentState.RELEASED)
 
 
 class Assignment(models.Model):

@@ -9,7 +9,6 @@ from django.http import Http404
 
 from annotations.models import Job, Project
 from annotations.roles import user_can
-from annotations.rows import columns, db_value, fetch_one, instance
 
 
 def projects_for_user(*, user: Any) -> QuerySet[Project]:
@@ -20,13 +19,9 @@ def projects_for_user(*, user: Any) -> QuerySet[Project]:
 
 def project_get_for_user(*, user: Any, slug: str, action: str | None = None) -> Project:
     """The project, if the user may see it (and do `action` in it); 404 or 403 otherwise."""
-    project = None
-    if user.is_authenticated:  # every signed-in user sees every project (projects_for_user)
-        row = fetch_one(
-            f"SELECT {columns(Project, 'p')} FROM annotations_project p WHERE p.slug = %s",  # noqa: S608
-            [slug],
-        )
-        project = instance(Project, row)[0] if row else None
+    from annotations.hotpath import hot_path
+
+    project = hot_path().project_by_slug(slug=slug) if user.is_authenticated else None
     if project is None:
         raise Http404("No such project.")
     if action is not None and not user_can(user, action):
@@ -106,39 +101,16 @@ def ranking_assignment_get_for_user(*, user: Any, token: Any) -> Any:
     return assignment
 
 
-_ASSIGNMENT_SQL = """
-SELECT {assignment}, {item}, {project}
-FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
-JOIN annotations_project pr ON pr.id = w.project_id
-WHERE a.token = %(token)s AND a.labeler_id = %(labeler)s {kind}
-"""
-
-
 def assignment_find(*, labeler_id: int, token: Any, kind: str | None = None) -> Any:
     """The labeler's own assignment with this token (and of this kind), any state, with its item
-    and the item's project, in one statement; None when there is none (or the token is not a
-    UUID)."""
-    from annotations.models import Assignment, WorkItem
+    and the item's project; None when there is none (or the token is not a UUID)."""
+    from annotations.hotpath import hot_path
 
     try:
         token = token if isinstance(token, uuid.UUID) else uuid.UUID(str(token))
     except ValueError:
         return None
-    sql = _ASSIGNMENT_SQL.format(
-        assignment=columns(Assignment, "a"),
-        item=columns(WorkItem, "w"),
-        project=columns(Project, "pr"),
-        kind="AND w.kind = %(kind)s" if kind else "",
-    )
-    params = {"token": db_value(Assignment, "token", token), "labeler": labeler_id, "kind": kind}
-    row = fetch_one(sql, params)
-    if row is None:
-        return None
-    assignment, end = instance(Assignment, row)
-    item, end = instance(WorkItem, row, end)
-    item.project = instance(Project, row, end)[0]
-    assignment.item = item
-    return assignment
+    return hot_path().assignment_find(labeler_id=labeler_id, token=token, kind=kind)
 
 
 def ranking_get_for_user(*, user: Any, pk: int) -> Any:

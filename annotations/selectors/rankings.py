@@ -5,20 +5,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from annotations.domain.ranking import shown_order
+from annotations.hotpath import hot_path
 from annotations.models import (
     Assignment,
     ComparisonTask,
     Completion,
     LabelSchema,
-    Prompt,
     Ranking,
 )
 from annotations.models.labels import RankingState
-from annotations.rows import columns, fetch_all, fetch_one, instance
 
 FIELD_CHOICES = (("yes", "Yes"), ("no", "No"), ("na", "N/A"))
 
@@ -58,41 +56,13 @@ class RankingAnswer:
         )
 
 
-_LOCK_SQL = "SELECT 1 FROM annotations_assignment WHERE id = %s FOR UPDATE"
-_CONTEXT_SQL = """
-SELECT {task}, {prompt}, {schema}, {ranking}
-FROM annotations_assignment a
-JOIN annotations_workitem w ON w.id = a.item_id
-JOIN annotations_comparisontask t ON t.id = w.comparison_id
-JOIN annotations_prompt p ON p.id = t.prompt_id
-LEFT JOIN annotations_ranking r ON r.task_id = t.id AND r.labeler_id = a.labeler_id
-JOIN annotations_labelschema s ON s.project_id = t.project_id AND s.version = COALESCE(
-    r.schema_version,
-    (SELECT max(version) FROM annotations_labelschema WHERE project_id = t.project_id))
-WHERE a.id = %s
-"""
-
-
-def ranking_context(*, assignment: Assignment, lock: bool = False) -> RankingContext:
+def ranking_context(*, assignment: Assignment) -> RankingContext:
     """The task with its prompt, its outputs in the labeler's shown order, the labeler's stored
     ranking and the schema version that applies: the version of the stored ranking, else the
-    project's current one. Two statements; with lock=True the assignment is locked first (FOR
-    UPDATE, for a write in the caller's transaction), so that the reads see whatever a concurrent
-    submit or draft of the same task committed while this one waited."""
-    if lock and connection.features.has_select_for_update:
-        fetch_one(_LOCK_SQL, [assignment.pk])
-    sql = _CONTEXT_SQL.format(
-        task=columns(ComparisonTask, "t"),
-        prompt=columns(Prompt, "p"),
-        schema=columns(LabelSchema, "s"),
-        ranking=columns(Ranking, "r"),
-    )
-    row = fetch_one(sql, [assignment.pk])
-    task, end = instance(ComparisonTask, row)
-    task.prompt, end = instance(Prompt, row, end)
-    schema, end = instance(LabelSchema, row, end)
-    ranking = instance(Ranking, row, end)[0]
-    completions = {c.pk: c for c in completions_of(task=task)}
+    project's current one."""
+    rows = hot_path().ranking_rows(assignment=assignment)
+    task, schema, ranking = rows.task, rows.schema, rows.ranking
+    completions = {c.pk: c for c in hot_path().completions(task=task)}
     order = (
         ranking.shown_order
         if ranking is not None and sorted(ranking.shown_order) == sorted(completions)
@@ -103,16 +73,6 @@ def ranking_context(*, assignment: Assignment, lock: bool = False) -> RankingCon
     outputs = [completions[pk] for pk in order]
     letters = {c.pk: string.ascii_uppercase[index] for index, c in enumerate(outputs)}
     return RankingContext(assignment, task, outputs, letters, schema, ranking)
-
-
-def completions_of(*, task: ComparisonTask) -> list[Completion]:
-    """The comparison's outputs in their stored order."""
-    rows = fetch_all(
-        f"SELECT {columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
-        "WHERE c.comparison_id = %s ORDER BY c.position",
-        [task.pk],
-    )
-    return [instance(Completion, row)[0] for row in rows]
 
 
 def revision_deadline(*, ranking: Ranking | None, project: Any) -> datetime | None:

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.db import transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import ComparisonTask, Completion, ModelVersion, Project, Prompt
 from annotations.models.projects import WorkKind
 from annotations.services.queue import work_items_create
@@ -18,7 +18,7 @@ def _check_outputs(*, project: Project, outputs: list[dict[str, Any]]) -> None:
         raise ApplicationError(
             f"A comparison in project {project.slug!r} needs between {project.k_min} and "
             f"{project.k_max} outputs (the project's K range); got {count}.",
-            code="invalid_k",
+            code=ErrorCode.INVALID_K,
             details={"k": count, "k_min": project.k_min, "k_max": project.k_max},
         )
     for index, output in enumerate(outputs):
@@ -27,16 +27,16 @@ def _check_outputs(*, project: Project, outputs: list[dict[str, Any]]) -> None:
             raise ApplicationError(
                 f"Output {index + 1} has unknown keys {sorted(unknown)}; "
                 f"use {sorted(OUTPUT_KEYS)}.",
-                code="invalid_output",
+                code=ErrorCode.INVALID_OUTPUT,
             )
         if not isinstance(output.get("text"), str) or not output["text"].strip():
             raise ApplicationError(
-                f"Output {index + 1} needs a non-empty 'text'.", code="invalid_output"
+                f"Output {index + 1} needs a non-empty 'text'.", code=ErrorCode.INVALID_OUTPUT
             )
         if not isinstance(output.get("model_name"), str) or not output["model_name"]:
             raise ApplicationError(
                 f"Output {index + 1} needs the 'model_name' that produced it.",
-                code="invalid_output",
+                code=ErrorCode.INVALID_OUTPUT,
             )
 
 
@@ -101,7 +101,7 @@ def comparison_create(
     k_min..k_max or a malformed output raises ApplicationError and stores nothing."""
     if prompt.project_id != project.pk:
         raise ApplicationError(
-            "The prompt belongs to another project.", code="invalid_prompt", status_code=400
+            "The prompt belongs to another project.", code=ErrorCode.INVALID_PROMPT
         )
     _check_outputs(project=project, outputs=outputs)
     created = comparisons_store(
@@ -109,6 +109,7 @@ def comparison_create(
     )
     if not created:
         raise ApplicationError(
-            "This prompt already has a comparison from this job.", code="duplicate_comparison"
+            "This prompt already has a comparison from this job.",
+            code=ErrorCode.DUPLICATE_COMPARISON,
         )
     return created[0]

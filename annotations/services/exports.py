@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.exports.card import dataset_card
 from annotations.exports.filters import FORMATS, ExportFilters
 from annotations.exports.rows import CHUNK_SIZE, Row, rows_plan
@@ -59,11 +59,13 @@ def export_create(
     ApplicationError says what is wrong; then nothing is stored."""
     if kind not in ExportKind.values:
         raise ApplicationError(
-            f"Unknown export kind {kind!r}; choose from {ExportKind.values}.", code="invalid_kind"
+            f"Unknown export kind {kind!r}; choose from {ExportKind.values}.",
+            code=ErrorCode.INVALID_KIND,
         )
     if format not in FORMATS:
         raise ApplicationError(
-            f"Unknown format {format!r}; choose from {list(FORMATS)}.", code="invalid_format"
+            f"Unknown format {format!r}; choose from {list(FORMATS)}.",
+            code=ErrorCode.INVALID_FORMAT,
         )
     parsed = ExportFilters.from_params(filters, kind=kind)
     with transaction.atomic():
@@ -246,7 +248,7 @@ def export_delete(*, export: DatasetExport) -> None:
     if not export.ready and export.job is not None and not export.job.is_finished:
         raise ApplicationError(
             f"Export v{export.version} is still being written; cancel its job first.",
-            code="export_running",
+            code=ErrorCode.EXPORT_RUNNING,
         )
     directory = Path(export.directory) if export.directory else None
     root = exports_root().resolve()

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import ComparisonTask, Completion, Job, Project, Prompt
 from annotations.models.jobs import JobKind
 from annotations.services.comparisons import comparisons_store
@@ -47,7 +47,7 @@ class Sampling:
         if not 0.0 < self.top_p <= 1.0:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
         if problems:
-            raise ApplicationError("; ".join(problems) + ".", code="invalid_sampling")
+            raise ApplicationError("; ".join(problems) + ".", code=ErrorCode.INVALID_SAMPLING)
         return self
 
 
@@ -55,13 +55,13 @@ def samples_per_model(*, k: int, models: list[str]) -> list[tuple[str, int]]:
     """How the K outputs of a prompt are split between models: as evenly as possible, earlier
     models taking the remainder. Every model gets at least one output."""
     if not models:
-        raise ApplicationError("Choose at least one model.", code="no_models")
+        raise ApplicationError("Choose at least one model.", code=ErrorCode.NO_MODELS)
     if len(set(models)) != len(models):
-        raise ApplicationError("Each model may be chosen once.", code="duplicate_models")
+        raise ApplicationError("Each model may be chosen once.", code=ErrorCode.DUPLICATE_MODELS)
     if len(models) > k:
         raise ApplicationError(
             f"K={k} outputs cannot come from {len(models)} models; choose at most {k}.",
-            code="too_many_models",
+            code=ErrorCode.TOO_MANY_MODELS,
         )
     base, extra = divmod(k, len(models))
     return [(model, base + (1 if index < extra else 0)) for index, model in enumerate(models)]
@@ -72,7 +72,7 @@ def check_k(*, project: Project, k: int) -> None:
         raise ApplicationError(
             f"K={k} is outside this project's range: choose K between {project.k_min} and "
             f"{project.k_max}.",
-            code="k_out_of_range",
+            code=ErrorCode.K_OUT_OF_RANGE,
         )
 
 
@@ -112,14 +112,15 @@ def generation_start(
     check_k(project=project, k=k)
     if prompt_format not in PROMPT_FORMATS:
         raise ApplicationError(
-            f"Prompt format must be one of {', '.join(PROMPT_FORMATS)}.", code="invalid_format"
+            f"Prompt format must be one of {', '.join(PROMPT_FORMATS)}.",
+            code=ErrorCode.INVALID_FORMAT,
         )
     plan = samples_per_model(k=k, models=models)
     model_versions_by_name(names=models)
     sampling.check()
     if not 1 <= limit <= MAX_PROMPTS_PER_JOB:
         raise ApplicationError(
-            f"Choose between 1 and {MAX_PROMPTS_PER_JOB} prompts.", code="invalid_limit"
+            f"Choose between 1 and {MAX_PROMPTS_PER_JOB} prompts.", code=ErrorCode.INVALID_LIMIT
         )
     prompt_ids = generation_prompts(
         project=project,
@@ -131,7 +132,7 @@ def generation_start(
     if not prompt_ids:
         raise ApplicationError(
             "No prompts match these filters (or every one has comparisons already).",
-            code="no_prompts",
+            code=ErrorCode.NO_PROMPTS,
         )
     return job_create(
         kind=JobKind.GENERATION,

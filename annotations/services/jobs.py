@@ -7,7 +7,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
+from annotations.job_kinds import job_task_send
 from annotations.models import Job
 from annotations.models.jobs import FINISHED_STATES, JobKind, JobState
 
@@ -41,11 +42,8 @@ def code_version() -> str:
 
 def job_create(*, kind: str, project: Any, user: Any, params: dict[str, Any]) -> Job:
     """Create a queued job and enqueue its task once the transaction commits."""
-    from annotations.tasks import task_for_kind
-
     job = Job.objects.create(kind=kind, project=project, created_by=user, params=params)
-    task = task_for_kind(kind, params)
-    transaction.on_commit(lambda: task.delay(job.pk))
+    transaction.on_commit(lambda: job_task_send(job_id=job.pk, kind=kind, params=params))
     return job
 
 
@@ -126,7 +124,8 @@ def job_request_cancel(*, job: Job) -> Job:
     """Ask a job to stop. It stops at its next progress report; a queued job never starts."""
     if job.is_finished:
         raise ApplicationError(
-            f"This job is already {job.state}; there is nothing to cancel.", code="job_finished"
+            f"This job is already {job.state}; there is nothing to cancel.",
+            code=ErrorCode.JOB_FINISHED,
         )
     Job.objects.filter(pk=job.pk).update(cancel_requested=True)
     job.refresh_from_db()
@@ -136,7 +135,9 @@ def job_request_cancel(*, job: Job) -> Job:
 def job_rerun(*, job: Job, user: Any, params: dict[str, Any] | None = None) -> Job:
     """A new job of the same kind with the same (or amended) parameters."""
     if job.kind != JobKind.IMPORT_PROMPTS:
-        raise ApplicationError("Only imports can be re-run from here.", code="not_rerunnable")
+        raise ApplicationError(
+            "Only imports can be re-run from here.", code=ErrorCode.NOT_RERUNNABLE
+        )
     return job_create(
         kind=job.kind, project=job.project, user=user, params={**job.params, **(params or {})}
     )

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import ModelVersion
 from annotations.models.outputs import ModelKind
 
@@ -53,16 +53,21 @@ def model_version_register(
         raise ApplicationError(
             f"Model name {name!r} is not usable: use letters, digits, '.', '_', ':' or '-' "
             "(at most 200 characters).",
-            code="invalid_model_name",
+            code=ErrorCode.INVALID_MODEL_NAME,
         )
     if kind not in ModelKind.values:
-        raise ApplicationError(f"Model kind must be one of {ModelKind.values}.", code="invalid")
+        raise ApplicationError(
+            f"Model kind must be one of {ModelKind.values}.", code=ErrorCode.INVALID
+        )
     if path and not (Path(path) / "config.json").is_file():
         raise ApplicationError(
-            f"No Hugging Face model at {path} (config.json is missing).", code="invalid_model_path"
+            f"No Hugging Face model at {path} (config.json is missing).",
+            code=ErrorCode.INVALID_MODEL_PATH,
         )
     if ModelVersion.objects.filter(name=name).exists():
-        raise ApplicationError(f"A model named {name!r} exists already.", code="duplicate_model")
+        raise ApplicationError(
+            f"A model named {name!r} exists already.", code=ErrorCode.DUPLICATE_MODEL
+        )
     version = ModelVersion.objects.create(
         name=name,
         kind=kind,
@@ -93,6 +98,6 @@ def model_versions_by_name(*, names: list[str], kind: str = ModelKind.POLICY) ->
         raise ApplicationError(
             f"Unknown model {', '.join(map(repr, unknown))}; registered {kind} models: "
             f"{', '.join(known) or 'none'}.",
-            code="unknown_model",
+            code=ErrorCode.UNKNOWN_MODEL,
         )
     return [found[name] for name in names]

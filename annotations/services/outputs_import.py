@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.intake.pipeline import PromptIntake
 from annotations.intake.rows import PromptRow
 from annotations.intake.text import dedup_key
@@ -171,7 +171,7 @@ def outputs_import_file(*, project: Project, path: Path, job: Job | None = None)
                 if errors
                 else "The file holds no outputs."
             )
-            raise ApplicationError(message, code="invalid_rows", details={"report": report})
+            raise ApplicationError(message, code=ErrorCode.INVALID_ROWS, details={"report": report})
         created = comparisons_store(
             project=locked, job=job, outputs={r["prompt_id"]: r["outputs"] for r in rows}
         )

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.label_schema import default_schema_config, validate_schema_config
 from annotations.models import LabelSchema, Project
 
@@ -36,7 +36,7 @@ def _apply(project: Project, data: dict[str, Any]) -> None:
     unknown = set(data) - PROJECT_FIELDS
     if unknown:
         raise ApplicationError(
-            f"Unknown project settings: {sorted(unknown)}.", code="invalid_project"
+            f"Unknown project settings: {sorted(unknown)}.", code=ErrorCode.INVALID_PROJECT
         )
     for key, value in data.items():
         setattr(project, key, value)
@@ -46,7 +46,7 @@ def _apply(project: Project, data: dict[str, Any]) -> None:
         messages = [f"{field}: {' '.join(errs)}" for field, errs in exc.message_dict.items()]
         raise ApplicationError(
             "The project settings are not valid: " + "; ".join(messages),
-            code="invalid_project",
+            code=ErrorCode.INVALID_PROJECT,
             details={"fields": exc.message_dict},
         ) from exc
 

@@ -6,13 +6,17 @@ from typing import Any
 
 from django.db import transaction
 
-from annotations.errors import ApplicationError
-from annotations.models import Assignment, Project, Prompt, WorkItem
+from annotations.errors import ApplicationError, ErrorCode
+from annotations.models import Assignment, Prompt
 from annotations.models.projects import WorkKind
 from annotations.models.prompts import PromptKind, PromptSource
 from annotations.models.work import AssignmentState
 from annotations.services.prompts import prompt_create
-from annotations.services.queue import assignment_complete, assignment_for_token, work_items_create
+from annotations.services.queue import (
+    assignment_complete,
+    assignment_for_token,
+    labeler_lock,
+)
 
 MIN_FEW_SHOT_PAIRS = 2
 
@@ -62,13 +66,13 @@ def _clean_pairs(pairs: list[dict[str, str]]) -> list[dict[str, str]]:
             continue
         if not query or not response:
             raise ApplicationError(
-                f"Pair {number} needs both a query and a response.", code="incomplete_pair"
+                f"Pair {number} needs both a query and a response.", code=ErrorCode.INCOMPLETE_PAIR
             )
         cleaned.append({"query": query, "response": response})
     if len(cleaned) < MIN_FEW_SHOT_PAIRS:
         raise ApplicationError(
             f"A few-shot prompt needs at least {MIN_FEW_SHOT_PAIRS} query/response pairs.",
-            code="too_few_pairs",
+            code=ErrorCode.TOO_FEW_PAIRS,
         )
     return cleaned
 
@@ -79,20 +83,22 @@ def _prompt_fields(
     """(the prompt text, the extra Prompt fields) for one kind of written prompt."""
     if kind == PromptKind.FEW_SHOT:
         if not instruction.strip():
-            raise ApplicationError("Write the instruction.", code="instruction_required")
+            raise ApplicationError("Write the instruction.", code=ErrorCode.INSTRUCTION_REQUIRED)
         cleaned = _clean_pairs(pairs)
         few_shot = {"instruction": instruction.strip(), "pairs": cleaned}
         text = few_shot_render(instruction=instruction, pairs=cleaned, query=None)
         return text, {"kind": kind, "few_shot": few_shot}
     if not text.strip():
-        raise ApplicationError("Write the prompt.", code="text_required")
+        raise ApplicationError("Write the prompt.", code=ErrorCode.TEXT_REQUIRED)
     if kind == PromptKind.USER_BASED:
         if not use_case.strip():
-            raise ApplicationError("Say the use case the prompt is for.", code="use_case_required")
+            raise ApplicationError(
+                "Say the use case the prompt is for.", code=ErrorCode.USE_CASE_REQUIRED
+            )
         return text, {"kind": kind, "use_case": use_case.strip()}
     if kind == PromptKind.PLAIN:
         return text, {"kind": kind}
-    raise ApplicationError(f"Unknown kind of prompt {kind!r}.", code="unknown_kind")
+    raise ApplicationError(f"Unknown kind of prompt {kind!r}.", code=ErrorCode.UNKNOWN_KIND)
 
 
 def prompt_write(
@@ -109,24 +115,17 @@ def prompt_write(
     `prompt_create`'s filters and complete the prompt-writing assignment, in one transaction.
     A refusal (duplicate, too long, ...) stores nothing and leaves the task open; a task that
     was submitted already is refused (ApplicationError 409)."""
-    assignment = assignment_for_token(labeler=labeler, token=token)
-    if assignment.item.kind != WorkKind.PROMPT_WRITING:
-        raise ApplicationError("This task is not a prompt-writing task.", code="wrong_kind")
+    assignment = assignment_for_token(labeler=labeler, token=token, kind=WorkKind.PROMPT_WRITING)
     prompt_text, extra = _prompt_fields(
         kind=kind, text=text, instruction=instruction, pairs=pairs or [], use_case=use_case
     )
     with transaction.atomic():
-        state = (
-            Assignment.objects.select_for_update()
-            .filter(pk=assignment.pk)
-            .values_list("state", flat=True)
-            .get()
-        )
+        labeler_lock(labeler_id=labeler.pk)
+        state = Assignment.objects.values_list("state", flat=True).get(pk=assignment.pk)
         if state in (AssignmentState.SUBMITTED, AssignmentState.SKIPPED):
             raise ApplicationError(
                 f"This task is {state} already; take the next one.",
-                code="already_submitted",
-                status_code=409,
+                code=ErrorCode.ALREADY_SUBMITTED,
             )
         prompt = prompt_create(
             project=assignment.item.project,
@@ -138,12 +137,3 @@ def prompt_write(
         )
         assignment_complete(assignment=assignment)
     return prompt
-
-
-def prompt_writing_queue(*, project: Project, count: int, priority: int = 0) -> list[WorkItem]:
-    """Queue `count` prompt-writing tasks (each done once by `labelers_per_item` labelers)."""
-    if not 1 <= count <= 10_000:
-        raise ApplicationError("Queue between 1 and 10,000 prompt-writing tasks.", code="count")
-    return work_items_create(
-        project=project, kind=WorkKind.PROMPT_WRITING, count=count, priority=priority
-    )

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.intake.pipeline import IntakeReport, PromptIntake
 from annotations.intake.rows import FORMATS, PromptRow, RowError, check_row, iter_raw_rows
 from annotations.models import Job, Project, Prompt
@@ -38,7 +38,7 @@ def prompt_upload_store(*, upload: Any) -> Path:
         raise ApplicationError(
             f"The file is {upload.size:,} bytes; the limit is "
             f"{settings.LABELAPP_MAX_UPLOAD_BYTES:,}. Split it into smaller files.",
-            code="file_too_large",
+            code=ErrorCode.FILE_TOO_LARGE,
         )
     suffix = ".gz" if upload.name.lower().endswith(".gz") else ""
     path = _imports_dir() / f"{uuid.uuid4().hex}{suffix}"
@@ -53,7 +53,7 @@ def _check_format(fmt: str) -> str:
         raise ApplicationError(
             f"Unknown file format {fmt!r}; use one of {', '.join(FORMATS)} "
             "(or name the file .jsonl or .csv).",
-            code="unknown_format",
+            code=ErrorCode.UNKNOWN_FORMAT,
         )
     return fmt
 
@@ -131,13 +131,13 @@ def prompt_import_file(
             raise ApplicationError(
                 f"{checking.invalid} of {checking.rows} rows are not valid; nothing was imported. "
                 "Fix them, or import again choosing to skip invalid rows.",
-                code="invalid_rows",
+                code=ErrorCode.INVALID_ROWS,
                 details={"report": checking.as_dict()},
             )
         if checking.rows == 0:
             raise ApplicationError(
                 "The file holds no prompts; each row needs at least 'text' and 'customer_id'.",
-                code="empty_file",
+                code=ErrorCode.EMPTY_FILE,
                 details={"report": checking.as_dict()},
             )
     if progress is not None:
@@ -219,12 +219,14 @@ def prompt_create(
         1, {"text": text, "customer_id": customer_id, "source": source, "category": category}
     )
     if isinstance(checked, RowError):
-        raise ApplicationError(checked.message.capitalize() + ".", code="invalid_prompt")
+        raise ApplicationError(checked.message.capitalize() + ".", code=ErrorCode.INVALID_PROMPT)
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         intake = PromptIntake(project=locked, created_by=user, extra=extra)
         created = intake.add([checked])
     if not created:
         reason = intake.report.rejected[0]["reason"] if intake.report.rejected else "filtered"
-        raise ApplicationError(f"The prompt was not added: {reason}.", code="prompt_rejected")
+        raise ApplicationError(
+            f"The prompt was not added: {reason}.", code=ErrorCode.PROMPT_REJECTED
+        )
     return created[0]

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import Assignment, Ranking
 from annotations.models.labels import RankingState
 from annotations.selectors.rankings import (
@@ -19,7 +19,7 @@ from annotations.selectors.rankings import (
     ranking_context,
     revision_deadline,
 )
-from annotations.services.queue import assignment_complete
+from annotations.services.queue import assignment_complete, labeler_lock
 
 MAX_NOTES = 5000
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000  # a day on one ranking is a forgotten tab
@@ -186,7 +186,7 @@ def _validated(context: RankingContext, answer: RankingAnswer, *, complete: bool
             f"The ranking cannot be {'submitted' if complete else 'saved'}: "
             + "; ".join(p["message"] for p in check.problems[:8])
             + (f"; and {count - 8} more." if count > 8 else "."),
-            code="invalid_ranking",
+            code=ErrorCode.INVALID_RANKING,
             details={"problems": check.problems},
         )
     return RankingAnswer(
@@ -200,7 +200,7 @@ def _validated(context: RankingContext, answer: RankingAnswer, *, complete: bool
 
 def _check_owner(assignment: Assignment, labeler: Any) -> None:
     if assignment.labeler_id != labeler.pk or assignment.item.comparison_id is None:
-        raise ApplicationError("This ranking task is not yours.", code="not_found", status_code=404)
+        raise ApplicationError("This ranking task is not yours.", code=ErrorCode.NOT_FOUND)
 
 
 def _same(ranking: Ranking, answer: RankingAnswer) -> bool:
@@ -254,7 +254,8 @@ def ranking_submit(
     answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     try:
         with transaction.atomic():
-            context = ranking_context(assignment=assignment, lock=True)
+            labeler_lock(labeler_id=labeler.pk)
+            context = ranking_context(assignment=assignment)
             clean = _validated(context, answer, complete=True)
             ranking = context.ranking
             if ranking is not None and ranking.state == RankingState.SUBMITTED:
@@ -262,7 +263,7 @@ def ranking_submit(
             assignment_complete(assignment=assignment)
             return _write(context, clean, state=RankingState.SUBMITTED)
     except ApplicationError as exc:
-        if exc.code in ("lease_lost", "busy"):
+        if exc.code.keeps_draft:
             ranking_draft_save(
                 assignment=assignment,
                 labeler=labeler,
@@ -285,8 +286,7 @@ def _revise(context: RankingContext, ranking: Ranking, answer: RankingAnswer) ->
             f"This ranking was submitted at {ranking.submitted_at:%Y-%m-%d %H:%M} UTC and the "
             f"project's revision window of {project.revision_window_minutes} minutes has "
             "closed; it can no longer be changed.",
-            code="revision_closed",
-            status_code=409,
+            code=ErrorCode.REVISION_CLOSED,
         )
     return _write(context, answer, state=RankingState.SUBMITTED)
 
@@ -307,12 +307,12 @@ def ranking_draft_save(
     _check_owner(assignment, labeler)
     answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     with transaction.atomic():
-        context = ranking_context(assignment=assignment, lock=True)
+        labeler_lock(labeler_id=labeler.pk)
+        context = ranking_context(assignment=assignment)
         if context.ranking is not None and context.ranking.state == RankingState.SUBMITTED:
             raise ApplicationError(
                 "This ranking is submitted already; submit again to revise it.",
-                code="already_submitted",
-                status_code=409,
+                code=ErrorCode.ALREADY_SUBMITTED,
             )
         clean = _validated(context, answer, complete=False)
         return _write(context, clean, state=RankingState.DRAFT)

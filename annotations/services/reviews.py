@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import Demonstration
 from annotations.models.labels import DemonstrationState
 from annotations.roles import user_can
@@ -30,15 +30,16 @@ def demonstration_review(
     reviewers cannot both decide). Nobody reviews their own work; a rejection needs a comment;
     an edit keeps the labeler's text in `original_text` and accepts the edited text."""
     if not user_can(reviewer, "review"):
-        raise ApplicationError("Your account may not review.", code="forbidden", status_code=403)
+        raise ApplicationError("Your account may not review.", code=ErrorCode.FORBIDDEN)
     if decision not in Decision.__members__.values():
         raise ApplicationError(
-            f"Decide one of {', '.join(Decision)}, not {decision!r}.", code="invalid_decision"
+            f"Decide one of {', '.join(Decision)}, not {decision!r}.",
+            code=ErrorCode.INVALID_DECISION,
         )
     comment = comment.strip()
     if decision == Decision.REJECT and not comment:
         raise ApplicationError(
-            "Say why you reject it: the labeler sees your comment.", code="comment_required"
+            "Say why you reject it: the labeler sees your comment.", code=ErrorCode.COMMENT_REQUIRED
         )
     with transaction.atomic():
         demonstration = (
@@ -48,18 +49,16 @@ def demonstration_review(
             .first()
         )
         if demonstration is None or demonstration.state == DemonstrationState.DRAFT:
-            raise ApplicationError("No such demonstration.", code="not_found", status_code=404)
+            raise ApplicationError("No such demonstration.", code=ErrorCode.NOT_FOUND)
         if demonstration.labeler_id == reviewer.pk:
             raise ApplicationError(
                 "You cannot review your own demonstration; another reviewer will.",
-                code="own_work",
-                status_code=403,
+                code=ErrorCode.OWN_WORK,
             )
         if demonstration.state != DemonstrationState.SUBMITTED:
             raise ApplicationError(
                 f"This demonstration was {demonstration.state} already.",
-                code="already_reviewed",
-                status_code=409,
+                code=ErrorCode.ALREADY_REVIEWED,
             )
         fields = ["state", "review_comment", "reviewed_by", "reviewed_at", "updated_at"]
         if decision == Decision.EDIT:
@@ -79,12 +78,12 @@ def demonstration_review(
 
 def _apply_edit(*, demonstration: Demonstration, text: str) -> None:
     if not text.strip():
-        raise ApplicationError("The edited text is empty; reject instead.", code="empty")
+        raise ApplicationError("The edited text is empty; reject instead.", code=ErrorCode.EMPTY)
     limit = demonstration.prompt.project.max_demonstration_chars
     if len(text) > limit:
         raise ApplicationError(
             f"The edited text has {len(text):,} characters; this project allows {limit:,}.",
-            code="too_long",
+            code=ErrorCode.TOO_LONG,
         )
     if text != demonstration.text:
         demonstration.original_text = demonstration.original_text or demonstration.text

@@ -26,7 +26,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
+from annotations.job_kinds import job_task_send
 from annotations.models import DatasetExport, Job, JobMetric, ModelVersion, Project
 from annotations.models.jobs import (
     FINISHED_STATES,
@@ -84,7 +85,7 @@ def model_dir(version: ModelVersion) -> Path:
         return policy if version.name == "tiny" else reward
     raise ApplicationError(
         f"Model {version.name!r} has no local weights; register its directory to train from it.",
-        code="model_not_local",
+        code=ErrorCode.MODEL_NOT_LOCAL,
     )
 
 
@@ -95,7 +96,7 @@ def _check_hyperparameters(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
         raise ApplicationError(
             f"Unknown hyperparameters {', '.join(unknown)}; "
             f"{kind} takes {', '.join(sorted(known))}.",
-            code="invalid_hyperparameters",
+            code=ErrorCode.INVALID_HYPERPARAMETERS,
         )
     types = {field.name: str(field.type) for field in fields(BY_KIND[kind])}
     problems = [
@@ -106,7 +107,7 @@ def _check_hyperparameters(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise ApplicationError(
             "Hyperparameters not usable: " + "; ".join(problems) + ".",
-            code="invalid_hyperparameters",
+            code=ErrorCode.INVALID_HYPERPARAMETERS,
         )
     return raw
 
@@ -150,32 +151,36 @@ def training_start(
 ) -> Job:
     """Check a training request and queue it on the gpu queue. Nothing is created on error."""
     if kind not in TRAINER_KIND:
-        raise ApplicationError(f"Unknown training kind {kind!r}.", code="invalid_kind")
+        raise ApplicationError(f"Unknown training kind {kind!r}.", code=ErrorCode.INVALID_KIND)
     if not dataset.ready or dataset.kind != DATA_KIND[kind]:
         raise ApplicationError(
             f"{JobKind(kind).label} trains on a finished {ExportKind(DATA_KIND[kind]).label} "
             f"export; snapshot v{dataset.version} is a {dataset.get_kind_display()} export"
             f"{'' if dataset.ready else ' that is not finished'}.",
-            code="wrong_dataset",
+            code=ErrorCode.WRONG_DATASET,
         )
     train_file = _dataset_file(dataset, "train")
     if train_file is None:
-        raise ApplicationError("The snapshot has no train split to train on.", code="no_train")
+        raise ApplicationError(
+            "The snapshot has no train split to train on.", code=ErrorCode.NO_TRAIN
+        )
     if kind in (JobKind.PPO, JobKind.RLOO) and (
         reward_model is None or reward_model.kind != ModelKind.REWARD
     ):
-        raise ApplicationError(f"{JobKind(kind).label} needs a reward model.", code="no_reward")
+        raise ApplicationError(
+            f"{JobKind(kind).label} needs a reward model.", code=ErrorCode.NO_REWARD
+        )
     if base_model.kind != ModelKind.POLICY and kind != JobKind.REWARD:
         raise ApplicationError(
             f"{JobKind(kind).label} starts from a policy; {base_model.name} is a reward model.",
-            code="wrong_base_model",
+            code=ErrorCode.WRONG_BASE_MODEL,
         )
     for role, extra in (("demonstrations", demonstrations), ("pretrain", pretrain)):
         if extra is not None and not (extra.ready and extra.kind == ExportKind.SFT):
             raise ApplicationError(
                 f"The {role} snapshot must be a finished SFT export; v{extra.version} is a "
                 f"{extra.get_kind_display()} export{'' if extra.ready else ' not finished'}.",
-                code="wrong_dataset",
+                code=ErrorCode.WRONG_DATASET,
             )
     hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
     data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
@@ -420,7 +425,6 @@ def _finish(job: Job, outcome: dict[str, Any]) -> None:
 def training_jobs_reap() -> list[int]:
     """Queue again the running training jobs whose heartbeat stopped (their worker died): they
     resume from their last checkpoint. Jobs that used all their attempts fail with the reason."""
-    from annotations.tasks import task_for_kind
 
     stale = timezone.now() - STALE_AFTER
     requeued = []
@@ -444,7 +448,9 @@ def training_jobs_reap() -> list[int]:
                 f"{job.checkpoint_path or 'the start'}.",
             )
             requeued.append(job.pk)
-            transaction.on_commit(lambda pk=job.pk, kind=job.kind: task_for_kind(kind).delay(pk))
+            transaction.on_commit(
+                lambda pk=job.pk, kind=job.kind: job_task_send(job_id=pk, kind=kind)
+            )
     return requeued
 
 

@@ -1,8 +1,7 @@
-"""Pages and API routes of the exports area (full paths; included at the site root)."""
+"""Pages of the exports area (full paths; included at the site root; API routes: urls/api.py)."""
 
 from django.urls import path
 
-from annotations.apis import exports as apis
 from annotations.views import exports as views
 
 urlpatterns: list = [
@@ -17,16 +16,5 @@ urlpatterns: list = [
         "projects/<slug:slug>/exports/<int:pk>/delete/",
         views.export_remove,
         name="export_delete",
-    ),
-    path("api/v1/projects/<slug:slug>/exports/", apis.ExportListApi.as_view(), name="api_exports"),
-    path(
-        "api/v1/projects/<slug:slug>/exports/<int:pk>/",
-        apis.ExportDetailApi.as_view(),
-        name="api_export_detail",
-    ),
-    path(
-        "api/v1/projects/<slug:slug>/exports/<int:pk>/download/",
-        apis.ExportDownloadApi.as_view(),
-        name="api_export_download",
     ),
 ]

@@ -1,11 +1,10 @@
-"""Pages and API routes of the labeler area (full paths; included at the site root)."""
+"""Pages of the labeler area (full paths; included at the site root; API routes: urls/api.py)."""
 
 from django.urls import path
 
-from annotations.apis import labeler as apis
 from annotations.views import labeler, review
 
-urlpatterns = [
+urlpatterns: list = [
     path("work/", labeler.labeler_home, name="labeler_home"),
     path("work/admin/", labeler.work_overview, name="work_overview"),
     path("work/tasks/<uuid:token>/", labeler.task_page, name="task_page"),
@@ -30,16 +29,4 @@ urlpatterns = [
     ),
     path("review/", review.review_list, name="review_list"),
     path("review/demonstrations/<int:pk>/", review.review_detail, name="review_detail"),
-    path(
-        "api/v1/projects/<slug:slug>/work/next/",
-        apis.TaskClaimApi.as_view(),
-        name="api_task_claim",
-    ),
-    path("api/v1/work/<uuid:token>/draft/", apis.DraftSaveApi.as_view(), name="api_draft_save"),
-    path(
-        "api/v1/work/<uuid:token>/demonstration/",
-        apis.DemonstrationSubmitApi.as_view(),
-        name="api_demonstration_submit",
-    ),
-    path("api/v1/work/<uuid:token>/skip/", apis.TaskSkipApi.as_view(), name="api_task_skip"),
 ]

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
-from annotations.forms_engineer import GenerationForm, ModelRegisterForm, OutputsImportForm
+from annotations.forms.engineer import GenerationForm, ModelRegisterForm, OutputsImportForm
 from annotations.models.outputs import ModelKind
 from annotations.roles import require
 from annotations.selectors.access import project_get_for_user

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from annotations.errors import ApplicationError
 from annotations.exports.download import zip_stream
-from annotations.forms_exports import ExportForm
+from annotations.forms.exports import ExportForm
 from annotations.models import DatasetExport
 from annotations.roles import require
 from annotations.selectors.access import export_get_for_user, project_get_for_user

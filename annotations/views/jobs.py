@@ -15,21 +15,19 @@ HTMX_STOP_POLLING = 286
 
 @require("view_jobs")
 def job_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "annotations/job_list.html", {"jobs": jobs_for_user(user=request.user)[:200]}
-    )
+    return render(request, "jobs/list.html", {"jobs": jobs_for_user(user=request.user)[:200]})
 
 
 @require("view_jobs")
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = job_get_for_user(user=request.user, pk=pk)
     if request.htmx:
-        response = render(request, "annotations/job_detail.html#progress", {"job": job})
+        response = render(request, "jobs/detail.html#progress", {"job": job})
         if job.is_finished:
             response.status_code = HTMX_STOP_POLLING
             response["HX-Refresh"] = "true"  # show the full report once
         return response
-    return render(request, "annotations/job_detail.html", {"job": job})
+    return render(request, "jobs/detail.html", {"job": job})
 
 
 @require_POST

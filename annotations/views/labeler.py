@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from annotations.errors import ApplicationError
-from annotations.forms_labeler import (
+from annotations.forms.labeler import (
     AnnotationForm,
     DemonstrationForm,
     PrioritiesForm,
@@ -40,15 +40,15 @@ from annotations.selectors.labeler import (
     work_counts,
 )
 from annotations.selectors.projects import label_schema_current
-from annotations.services.demonstrations import (
-    demonstration_draft_save,
-    demonstration_submit,
-    prompt_annotation_submit,
+from annotations.services.demonstrations import demonstration_draft_save, demonstration_submit
+from annotations.services.prompt_annotations import prompt_annotation_submit
+from annotations.services.prompt_writing import prompt_write
+from annotations.services.queue import assignment_release, assignment_skip, task_claim_next
+from annotations.services.work_admin import (
     prompt_work_queue,
+    prompt_writing_queue,
     work_priorities_update,
 )
-from annotations.services.prompt_writing import prompt_write, prompt_writing_queue
-from annotations.services.queue import assignment_release, assignment_skip, task_claim_next
 
 NOTHING_WAITING = "Nothing waiting — check back later."
 

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
-from annotations.forms import ProjectForm
+from annotations.forms.projects import ProjectForm
 from annotations.roles import require, user_can
 from annotations.selectors.access import jobs_for_user, project_get_for_user, projects_for_user
 from annotations.selectors.projects import label_schema_current, project_prompt_counts
@@ -18,14 +18,12 @@ from annotations.services.projects import project_create, project_update
 def home(request: HttpRequest) -> HttpResponse:
     projects = projects_for_user(user=request.user)
     jobs = jobs_for_user(user=request.user)[:10]
-    return render(request, "annotations/home.html", {"projects": projects, "jobs": jobs})
+    return render(request, "projects/home.html", {"projects": projects, "jobs": jobs})
 
 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "annotations/project_list.html", {"projects": projects_for_user(user=request.user)}
-    )
+    return render(request, "projects/list.html", {"projects": projects_for_user(user=request.user)})
 
 
 def _form_errors_from(form: ProjectForm, exc: ApplicationError) -> None:
@@ -47,7 +45,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project {project.name} created.")
             return redirect("project_detail", slug=project.slug)
-    return render(request, "annotations/project_form.html", {"form": form, "project": None})
+    return render(request, "projects/form.html", {"form": form, "project": None})
 
 
 @require("manage")
@@ -62,7 +60,7 @@ def project_edit(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("project_detail", slug=project.slug)
-    return render(request, "annotations/project_form.html", {"form": form, "project": project})
+    return render(request, "projects/form.html", {"form": form, "project": project})
 
 
 @login_required
@@ -75,13 +73,13 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         if user_can(request.user, "view_jobs")
         else None,
     }
-    return render(request, "annotations/project_detail.html", context)
+    return render(request, "projects/detail.html", context)
 
 
 @login_required
 def project_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug)
-    return render(request, "annotations/guidelines.html", {"project": project})
+    return render(request, "projects/guidelines.html", {"project": project})
 
 
 @require("view_jobs")
@@ -97,6 +95,6 @@ def project_quality_page(request: HttpRequest, slug: str) -> HttpResponse:
     }
     return render(
         request,
-        "annotations/quality.html",
+        "projects/quality.html",
         {"project": project, "quality": quality, "chart": chart, "days": days},
     )

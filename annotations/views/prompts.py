@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
-from annotations.forms import PromptImportForm
+from annotations.forms.prompts import PromptImportForm
 from annotations.intake.rows import guess_format
 from annotations.roles import require
 from annotations.selectors.access import project_get_for_user
@@ -24,7 +24,7 @@ def prompt_list(request: HttpRequest, slug: str) -> HttpResponse:
         request.GET.get("page")
     )
     context = {"project": project, "page": page, "q": query, "split": split}
-    template = "annotations/prompt_list.html"
+    template = "prompts/list.html"
     if request.htmx and request.htmx.target == "prompt-rows":
         template += "#rows"
     return render(request, template, context)
@@ -56,4 +56,4 @@ def prompt_import(request: HttpRequest, slug: str) -> HttpResponse:
                 form.add_error(None, exc.message)
             else:
                 return redirect("job_detail", pk=job.pk)
-    return render(request, "annotations/prompt_import.html", {"project": project, "form": form})
+    return render(request, "prompts/import.html", {"project": project, "form": form})

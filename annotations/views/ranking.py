@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from annotations.errors import ApplicationError
+from annotations.errors import ApplicationError, ErrorCode
 from annotations.models.projects import WorkKind
 from annotations.roles import require
 from annotations.selectors.access import project_get_for_user, ranking_assignment_get_for_user
@@ -37,7 +37,7 @@ def answer_from_post(post: QueryDict) -> RankingAnswer:
     except ValueError as exc:
         raise ApplicationError(
             "The ranking could not be read; reload the page and place the outputs again.",
-            code="invalid_ranking",
+            code=ErrorCode.INVALID_RANKING,
         ) from exc
     ratings: dict[str, dict[str, Any]] = {}
     for key, value in post.items():

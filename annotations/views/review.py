@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
-from annotations.forms_labeler import ReviewForm
+from annotations.forms.review import ReviewForm
 from annotations.roles import require
 from annotations.selectors.access import demonstration_get_for_user
 from annotations.selectors.labeler import demonstrations_for_review

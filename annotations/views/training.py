@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
-from annotations.forms_training import KIND_CHOICES, TrainingForm
+from annotations.forms.training import KIND_CHOICES, TrainingForm
 from annotations.roles import require
 from annotations.selectors.access import (
     dataset_get_for_user,

@@ -1,5 +1,6 @@
 """Settings shared by every environment. Each value comes from the environment (see README)."""
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -68,11 +69,33 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and find_spec("psycopg"):
+    # psycopg 3 with server-side binding prepares a statement on the server after it ran
+    # `prepare_threshold` times on a connection: the hot paths' joins cost more to plan than to
+    # run. Set LABELAPP_DB_PREPARED_STATEMENTS=0 behind a pooler in transaction mode (PgBouncer
+    # without max_prepared_statements), which shares server connections between clients.
+    _prepared = env_bool("LABELAPP_DB_PREPARED_STATEMENTS", True)
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": _prepared,
+        "prepare_threshold": env_int("LABELAPP_DB_PREPARE_THRESHOLD", 2) if _prepared else None,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The hot paths' hand-written statements are prepared once per connection (annotations/rows.py).
-# Turn off behind a pooler in transaction mode (e.g. PgBouncer): SQL-level PREPARE is per server
-# connection, which such a pooler shares between clients.
-LABELAPP_DB_PREPARED_STATEMENTS = env_bool("LABELAPP_DB_PREPARED_STATEMENTS", True)
+# The hot paths on PostgreSQL: "sql" (hand-written statements) or "orm" (annotations/hotpath/).
+LABELAPP_HOT_PATH = env_str("LABELAPP_HOT_PATH", "sql")
+
+# Shared across processes (roles per user, see annotations/roles.py): Redis in production, a
+# folder under var/ for `make run`.
+_cache_url = env_str("LABELAPP_CACHE_URL", "")
+CACHES = {
+    "default": {
+        # django-redis keeps one client per process; Django's own backend builds one per call.
+        "BACKEND": "django_redis.cache.RedisCache"
+        if _cache_url
+        else "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": _cache_url or str(VAR_DIR / "cache"),
+        "KEY_PREFIX": env_str("LABELAPP_CACHE_PREFIX", ""),
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -109,7 +132,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "annotations.authentication.RoleTokenAuthentication",
+        "annotations.authentication.HotPathTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -151,7 +174,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = ("annotations.tasks.route_task",)  # each task declares its queue there
+CELERY_TASK_ROUTES = ("annotations.job_kinds.route_task",)  # one table of task queues
 
 LABELAPP_INFERENCE_URL = env_str("LABELAPP_INFERENCE_URL", "http://127.0.0.1:8100")
 LABELAPP_INFERENCE_API_KEY = env_str("LABELAPP_INFERENCE_API_KEY", "")

@@ -3,8 +3,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotations.errors import ApplicationError
 from annotations.models import Project
 from annotations.models.projects import Split, WorkKind
-from annotations.services.demonstrations import prompt_work_queue
-from annotations.services.prompt_writing import prompt_writing_queue
+from annotations.services.work_admin import prompt_work_queue, prompt_writing_queue
 
 
 class Command(BaseCommand):

@@ -121,11 +121,3 @@ class PrioritiesForm(forms.Form):
             self.fields[kind] = forms.IntegerField(
                 min_value=0, max_value=1000, label=label, initial=priorities.get(kind, 0)
             )
-
-
-class ReviewForm(forms.Form):
-    decision = forms.ChoiceField(
-        choices=[("accept", "Accept"), ("reject", "Reject"), ("edit", "Save edit and accept")]
-    )
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    text = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 12}))
