@@ -8,6 +8,7 @@ from annotations import models
 from annotations.errors import ApplicationError
 from annotations.label_schema import validate_schema_config
 from annotations.services.projects import label_schema_create
+from annotations.users import User
 
 
 @admin.register(models.Project)
@@ -46,6 +47,7 @@ class LabelSchemaAdmin(admin.ModelAdmin):
         return bool(match and match.url_name and not match.url_name.startswith(own_pages))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        assert isinstance(request.user, User)  # the admin site lets only signed-in admins in
         created = label_schema_create(project=obj.project, user=request.user, config=obj.config)
         obj.pk, obj.version = created.pk, created.version
 

@@ -1,5 +1,6 @@
 from collections.abc import Callable
 from functools import update_wrapper
+from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,7 @@ class LabelAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and user_can(request.user, "manage")
 
-    def admin_view(self, view: Callable, cacheable: bool = False) -> Callable:
+    def admin_view(self, view: Callable, cacheable: bool = False) -> Any:
         inner = super().admin_view(view, cacheable)
 
         def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:

@@ -13,6 +13,8 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from rest_framework.permissions import BasePermission
 
+from annotations.users import AnyUser, User
+
 
 class Role(StrEnum):
     LABELER = "labeler"
@@ -41,12 +43,12 @@ def _roles_key(user_id: int) -> str:
     return f"roles:{user_id}"
 
 
-def user_roles(user: Any) -> frozenset[Role]:
+def user_roles(user: AnyUser | None) -> frozenset[Role]:
     """The user's roles: kept on the user object for the request and in the shared cache across
     requests (dropped whenever the user's groups change, see `roles_forget`)."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
         return frozenset()
-    roles = getattr(user, "_labelapp_roles", None)
+    roles: frozenset[Role] | None = user.__dict__.get("_labelapp_roles")
     if roles is None:
         names = cache.get(_roles_key(user.pk))
         if names is None:
@@ -56,12 +58,12 @@ def user_roles(user: Any) -> frozenset[Role]:
     return roles
 
 
-def roles_remember(user: Any, group_names: Iterable[str]) -> frozenset[Role]:
+def roles_remember(user: User, group_names: Iterable[str]) -> frozenset[Role]:
     """Keep the user's roles, from these group names, on the user object for the request."""
     roles = frozenset(Role(name) for name in group_names if name in Role._value2member_map_)
     if user.is_superuser:
         roles = roles | {Role.ADMIN}
-    user._labelapp_roles = roles
+    user.__dict__["_labelapp_roles"] = roles
     return roles
 
 
@@ -74,7 +76,7 @@ def roles_forget(user_ids: list[int]) -> None:
         transaction.on_commit(lambda: cache.delete_many(keys))
 
 
-def user_can(user: Any, action: str) -> bool:
+def user_can(user: AnyUser | None, action: str) -> bool:
     return bool(user_roles(user) & PERMISSIONS[action])
 
 
@@ -83,7 +85,7 @@ def ensure_role_groups() -> None:
         Group.objects.get_or_create(name=role.value)
 
 
-def user_set_roles(*, user: Any, roles: list[Role]) -> None:
+def user_set_roles(*, user: User, roles: list[Role]) -> None:
     """Give the user exactly these roles. Admins are staff, so the Django admin lets them in."""
     ensure_role_groups()
     user.groups.set(Group.objects.filter(name__in=[r.value for r in roles]))

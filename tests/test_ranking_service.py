@@ -11,7 +11,7 @@ from annotations.errors import ApplicationError
 from annotations.models import Assignment, ComparisonTask, Ranking, WorkItem
 from annotations.models.work import AssignmentState
 from annotations.roles import Role
-from annotations.selectors.rankings import ranking_context
+from annotations.selectors.rankings import RankingAnswer, ranking_context
 from annotations.services.comparisons import comparison_create
 from annotations.services.prompts import prompt_create
 from annotations.services.queue import leases_expire, task_claim_next
@@ -81,7 +81,7 @@ def test_submit_stores_ranking_completes_the_lease_and_is_idempotent(project, la
     task = make_comparison(project, k=5)
     assignment = claim(labeler, project)
     answer = full_answer(assignment)
-    ranking = ranking_submit(assignment=assignment, labeler=labeler, **answer)
+    ranking = ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
 
     ranking.refresh_from_db()
     assert ranking.state == "submitted" and ranking.submitted_at is not None
@@ -92,7 +92,7 @@ def test_submit_stores_ranking_completes_the_lease_and_is_idempotent(project, la
     assignment.refresh_from_db()
     assert assignment.state == AssignmentState.SUBMITTED
 
-    again = ranking_submit(assignment=assignment, labeler=labeler, **answer)
+    again = ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
     assert again.pk == ranking.pk and again.updated_at == ranking.updated_at
     item = WorkItem.objects.get()
     assert (item.done_count, item.active_leases, item.is_open) == (1, 0, False)
@@ -109,7 +109,7 @@ def test_refused_submit_writes_nothing_and_names_letter_and_field(project, label
     answer["ratings"][str(second.pk)]["likert"] = 9
     answer["ratings"][str(second.pk)]["fields"]["sexual_content"] = "na"
     with pytest.raises(ApplicationError) as refused:
-        ranking_submit(assignment=assignment, labeler=labeler, **answer)
+        ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
     problems = refused.value.details["problems"]
     assert [(p["output"], p["field"]) for p in problems] == [
         ("B", "likert"),
@@ -126,11 +126,13 @@ def test_revision_inside_the_window_then_closed(project, labeler):
     make_comparison(project, k=4)
     assignment = claim(labeler, project)
     answer = full_answer(assignment)
-    ranking = ranking_submit(assignment=assignment, labeler=labeler, **answer)
+    ranking = ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
     first_submitted = ranking.submitted_at
 
     revised = dict(answer, groups=[[pk] for group in answer["groups"] for pk in group][::-1])
-    ranking = ranking_submit(assignment=assignment, labeler=labeler, **revised)
+    ranking = ranking_submit(
+        assignment=assignment, labeler=labeler, answer=RankingAnswer(**revised)
+    )
     ranking.refresh_from_db()
     assert ranking.groups == revised["groups"] and ranking.submitted_at == first_submitted
     assert WorkItem.objects.get().done_count == 1
@@ -139,7 +141,7 @@ def test_revision_inside_the_window_then_closed(project, labeler):
         submitted_at=timezone.now() - timedelta(minutes=project.revision_window_minutes + 1)
     )
     with pytest.raises(ApplicationError) as closed:
-        ranking_submit(assignment=assignment, labeler=labeler, **answer)
+        ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
     assert closed.value.code == "revision_closed" and closed.value.status_code == 409
     assert Ranking.objects.get().groups == revised["groups"]
 
@@ -151,7 +153,9 @@ def test_draft_keeps_partial_work_and_refuses_bad_values(project, labeler):
     first = ranking_context(assignment=assignment).outputs[0].pk
     partial = {first: {"likert": 3, "fields": {"fails_instruction": "yes"}}}
     draft = ranking_draft_save(
-        assignment=assignment, labeler=labeler, groups=[[first], []], ratings=partial
+        assignment=assignment,
+        labeler=labeler,
+        answer=RankingAnswer(groups=[[first], []], ratings=partial),
     )
     assert (draft.state, draft.groups) == ("draft", [[first]])
     context = ranking_context(assignment=assignment)
@@ -160,13 +164,17 @@ def test_draft_keeps_partial_work_and_refuses_bad_values(project, labeler):
     }
 
     with pytest.raises(ApplicationError) as refused:
-        ranking_draft_save(assignment=assignment, labeler=labeler, groups=[[999999]], ratings={})
+        ranking_draft_save(
+            assignment=assignment, labeler=labeler, answer=RankingAnswer(groups=[[999999]])
+        )
     assert "999999 is not an output" in refused.value.message
     assert Ranking.objects.get().groups == [[first]]
 
-    ranking_submit(assignment=assignment, labeler=labeler, **full_answer(assignment))
+    ranking_submit(
+        assignment=assignment, labeler=labeler, answer=RankingAnswer(**full_answer(assignment))
+    )
     with pytest.raises(ApplicationError) as submitted:
-        ranking_draft_save(assignment=assignment, labeler=labeler, groups=[], ratings={})
+        ranking_draft_save(assignment=assignment, labeler=labeler, answer=RankingAnswer())
     assert submitted.value.code == "already_submitted"
 
 
@@ -179,10 +187,10 @@ def test_labelers_per_item_and_nobody_submits_for_another(project):
     a, b = claim(first, project), claim(second, project)
     assert task_claim_next(labeler=third, project=project, kinds=["ranking"]) is None
     with pytest.raises(ApplicationError) as not_yours:
-        ranking_submit(assignment=a, labeler=second, **full_answer(a))
+        ranking_submit(assignment=a, labeler=second, answer=RankingAnswer(**full_answer(a)))
     assert not_yours.value.status_code == 404
-    ranking_submit(assignment=a, labeler=first, **full_answer(a))
-    ranking_submit(assignment=b, labeler=second, **full_answer(b))
+    ranking_submit(assignment=a, labeler=first, answer=RankingAnswer(**full_answer(a)))
+    ranking_submit(assignment=b, labeler=second, answer=RankingAnswer(**full_answer(b)))
     assert Ranking.objects.filter(state="submitted").count() == 2
     assert not WorkItem.objects.get().is_open
 
@@ -195,10 +203,10 @@ def test_lost_lease_keeps_the_answer_as_a_draft(project):
     Assignment.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     leases_expire(project=project)
     taken = claim(quick, project)
-    ranking_submit(assignment=taken, labeler=quick, **full_answer(taken))
+    ranking_submit(assignment=taken, labeler=quick, answer=RankingAnswer(**full_answer(taken)))
     late.refresh_from_db()
     with pytest.raises(ApplicationError) as lost:
-        ranking_submit(assignment=late, labeler=slow, **full_answer(late))
+        ranking_submit(assignment=late, labeler=slow, answer=RankingAnswer(**full_answer(late)))
     assert lost.value.code == "lease_lost"
     kept = Ranking.objects.get(labeler=slow)
     assert kept.state == "draft" and len(kept.ratings) == 4
@@ -237,10 +245,20 @@ def test_concurrent_submit_and_submit_or_autosave_store_one_ranking(admin_user, 
             connection.close()
 
     calls = [
-        lambda: ranking_submit(assignment=assignment, labeler=labeler, **answer),
-        (lambda: ranking_submit(assignment=assignment, labeler=labeler, **answer))
+        lambda: ranking_submit(
+            assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer)
+        ),
+        (
+            lambda: ranking_submit(
+                assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer)
+            )
+        )
         if other == "submit"
-        else (lambda: ranking_draft_save(assignment=assignment, labeler=labeler, **draft)),
+        else (
+            lambda: ranking_draft_save(
+                assignment=assignment, labeler=labeler, answer=RankingAnswer(**draft)
+            )
+        ),
     ]
     threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for thread in threads:

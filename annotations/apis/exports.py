@@ -1,6 +1,6 @@
 """Export API: list and create snapshots (a job), read one with its manifest, download, delete."""
 
-from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -18,11 +18,14 @@ from annotations.roles import api_permission
 from annotations.selectors.access import export_get_for_user, project_get_for_user
 from annotations.selectors.exports import exports_for_project
 from annotations.services.exports import export_create, export_delete
+from annotations.users import signed_in
 from annotations.views.exports import snapshot_download
 
 
 class ExportOutput(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     kind = serializers.CharField(read_only=True, help_text=f"One of {ExportKind.values}.")
     job_state = serializers.CharField(source="job.state", read_only=True, default=None)
 
@@ -92,13 +95,13 @@ class ExportListApi(APIView):
 
     @extend_schema(responses=ExportOutput(many=True), summary="Dataset exports of a project")
     def get(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="export")
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="export")
         exports = exports_for_project(project=project)[:200]
         return Response(ExportOutput(exports, many=True).data)
 
     @extend_schema(request=Input, responses={202: CreatedOutput}, summary="Start an export")
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="export")
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="export")
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         options = dict(data.validated_data)
@@ -106,7 +109,7 @@ class ExportListApi(APIView):
         for key in ("date_from", "date_to"):
             options[key] = options[key].isoformat() if options[key] else None
         export = export_create(
-            project=project, user=request.user, kind=kind, format=fmt, filters=options
+            project=project, user=signed_in(request.user), kind=kind, format=fmt, filters=options
         )
         body = {"export": ExportOutput(export).data, "job": JobOutput(export.job).data}
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -119,12 +122,12 @@ class ExportDetailApi(APIView):
 
     @extend_schema(responses=ExportDetailOutput, summary="A dataset export and its manifest")
     def get(self, request: Request, slug: str, pk: int) -> Response:
-        export = export_get_for_user(user=request.user, slug=slug, pk=pk)
+        export = export_get_for_user(user=signed_in(request.user), slug=slug, pk=pk)
         return Response(ExportDetailOutput(export).data)
 
     @extend_schema(responses={204: None}, summary="Delete a dataset export")
     def delete(self, request: Request, slug: str, pk: int) -> Response:
-        export = export_get_for_user(user=request.user, slug=slug, pk=pk)
+        export = export_get_for_user(user=signed_in(request.user), slug=slug, pk=pk)
         export_delete(export=export)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -139,6 +142,6 @@ class ExportDownloadApi(APIView):
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         summary="Download a dataset export",
     )
-    def get(self, request: Request, slug: str, pk: int) -> HttpResponse:
-        export = export_get_for_user(user=request.user, slug=slug, pk=pk)
+    def get(self, request: Request, slug: str, pk: int) -> HttpResponseBase:
+        export = export_get_for_user(user=signed_in(request.user), slug=slug, pk=pk)
         return snapshot_download(export, request.query_params.get("file"))

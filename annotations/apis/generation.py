@@ -15,10 +15,13 @@ from annotations.services.generation import Sampling, generation_start
 from annotations.services.model_versions import model_version_register
 from annotations.services.outputs_import import outputs_import_start
 from annotations.services.prompts import prompt_upload_store
+from annotations.users import signed_in
 
 
 class ModelVersionOutput(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    parent: serializers.SlugRelatedField = serializers.SlugRelatedField(  # type: ignore[assignment]  # the field's name, not Field.parent
+        slug_field="name", read_only=True
+    )
 
     class Meta:
         model = ModelVersion
@@ -76,7 +79,7 @@ class GenerationStartApi(APIView):
 
     @extend_schema(request=Input, responses={202: JobOutput}, summary="Start a generation job")
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="generate")
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="generate")
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -85,7 +88,9 @@ class GenerationStartApi(APIView):
             temperature=values.pop("temperature"),
             top_p=values.pop("top_p"),
         )
-        job = generation_start(project=project, user=request.user, sampling=sampling, **values)
+        job = generation_start(
+            project=project, user=signed_in(request.user), sampling=sampling, **values
+        )
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -103,12 +108,12 @@ class OutputsImportApi(APIView):
 
     @extend_schema(request=Input, responses={202: JobOutput}, summary="Import model outputs")
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="generate")
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="generate")
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
         path = prompt_upload_store(upload=upload)
         job = outputs_import_start(
-            project=project, user=request.user, path=path, filename=upload.name
+            project=project, user=signed_in(request.user), path=path, filename=upload.name
         )
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)

@@ -14,6 +14,7 @@ from annotations.selectors.access import project_get_for_user
 from annotations.selectors.labeler import LABELER_KINDS
 from annotations.services.demonstrations import demonstration_draft_save, demonstration_submit
 from annotations.services.queue import assignment_skip, task_claim_next
+from annotations.users import signed_in
 
 
 class TaskClaimApi(APIView):
@@ -45,12 +46,14 @@ class TaskClaimApi(APIView):
         summary="Claim the next task (204 when nothing is waiting)",
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="label")
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="label")
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         kind = data.validated_data.get("kind")
         claim = task_claim_next(
-            labeler=request.user, project=project, kinds=[kind] if kind else list(LABELER_KINDS)
+            labeler=signed_in(request.user),
+            project=project,
+            kinds=[kind] if kind else list(LABELER_KINDS),
         )
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -91,7 +94,9 @@ class DraftSaveApi(APIView):
     def put(self, request: Request, token: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        saved = demonstration_draft_save(labeler=request.user, token=token, **data.validated_data)
+        saved = demonstration_draft_save(
+            labeler=signed_in(request.user), token=token, **data.validated_data
+        )
         return Response(self.Output({"saved_at": saved.saved_at, "chars": saved.chars}).data)
 
 
@@ -136,7 +141,7 @@ class DemonstrationSubmitApi(APIView):
         annotation = self.AnnotationInput(data=request.data.get("annotation") or {})
         annotation.is_valid(raise_exception=True)
         demonstration, created = demonstration_submit(
-            labeler=request.user,
+            labeler=signed_in(request.user),
             token=token,
             annotation=annotation.validated_data,
             **data.validated_data,
@@ -175,5 +180,7 @@ class TaskSkipApi(APIView):
     def post(self, request: Request, token: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        assignment = assignment_skip(labeler=request.user, token=token, **data.validated_data)
+        assignment = assignment_skip(
+            labeler=signed_in(request.user), token=token, **data.validated_data
+        )
         return Response(self.Output(assignment).data)

@@ -9,6 +9,7 @@ from annotations.apis.serializers import ProjectOutput
 from annotations.roles import api_permission, user_roles
 from annotations.selectors.access import project_get_for_user, projects_for_user
 from annotations.services.projects import project_create
+from annotations.users import signed_in
 
 
 class MeApi(APIView):
@@ -52,7 +53,9 @@ class ProjectListApi(APIView):
 
     @extend_schema(responses=ProjectOutput(many=True), summary="Projects you can see")
     def get(self, request: Request) -> Response:
-        return Response(ProjectOutput(projects_for_user(user=request.user), many=True).data)
+        return Response(
+            ProjectOutput(projects_for_user(user=signed_in(request.user)), many=True).data
+        )
 
     @extend_schema(
         request=Input, responses={201: ProjectOutput}, summary="Create a project (admins)"
@@ -60,11 +63,13 @@ class ProjectListApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        project = project_create(user=request.user, data=data.validated_data)
+        project = project_create(user=signed_in(request.user), data=data.validated_data)
         return Response(ProjectOutput(project).data, status=status.HTTP_201_CREATED)
 
 
 class ProjectDetailApi(APIView):
     @extend_schema(responses=ProjectOutput, summary="One project")
     def get(self, request: Request, slug: str) -> Response:
-        return Response(ProjectOutput(project_get_for_user(user=request.user, slug=slug)).data)
+        return Response(
+            ProjectOutput(project_get_for_user(user=signed_in(request.user), slug=slug)).data
+        )

@@ -14,6 +14,7 @@ from annotations.roles import api_permission
 from annotations.selectors.access import project_get_for_user
 from annotations.selectors.projects import prompts_search
 from annotations.services.prompts import prompt_create, prompt_import_start, prompt_upload_store
+from annotations.users import signed_in
 
 
 class PromptListApi(APIView):
@@ -25,7 +26,9 @@ class PromptListApi(APIView):
 
         text = serializers.CharField(trim_whitespace=False)
         customer_id = serializers.CharField(max_length=200)
-        source = serializers.ChoiceField(choices=["customer", "labeler"], default="customer")
+        source = serializers.ChoiceField(  # type: ignore[assignment]  # the field's name, not Field.source
+            choices=["customer", "labeler"], default="customer"
+        )
         category = serializers.ChoiceField(choices=CATEGORIES, required=False, allow_blank=True)
 
     def get_permissions(self) -> list:
@@ -34,7 +37,7 @@ class PromptListApi(APIView):
 
     @extend_schema(responses=PromptOutput(many=True), summary="Prompts of a project")
     def get(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug)
+        project = project_get_for_user(user=signed_in(request.user), slug=slug)
         prompts = prompts_search(
             project=project,
             query=request.query_params.get("q", ""),
@@ -46,10 +49,10 @@ class PromptListApi(APIView):
 
     @extend_schema(request=Input, responses={201: PromptOutput}, summary="Add one prompt")
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug)
+        project = project_get_for_user(user=signed_in(request.user), slug=slug)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        prompt = prompt_create(project=project, user=request.user, **data.validated_data)
+        prompt = prompt_create(project=project, user=signed_in(request.user), **data.validated_data)
         return Response(PromptOutput(prompt).data, status=status.HTTP_201_CREATED)
 
 
@@ -69,7 +72,7 @@ class PromptImportApi(APIView):
 
     @extend_schema(request=Input, responses={202: JobOutput}, summary="Import prompts from a file")
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug)
+        project = project_get_for_user(user=signed_in(request.user), slug=slug)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
@@ -82,7 +85,7 @@ class PromptImportApi(APIView):
         path = prompt_upload_store(upload=upload)
         job = prompt_import_start(
             project=project,
-            user=request.user,
+            user=signed_in(request.user),
             path=path,
             filename=upload.name,
             fmt=fmt,

@@ -5,6 +5,7 @@ Same services and validation as the pages; every error has the one shape
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -23,6 +24,7 @@ from annotations.selectors.access import (
 from annotations.selectors.rankings import RankingAnswer, ranking_context, revision_deadline
 from annotations.services.queue import task_claim_next
 from annotations.services.rankings import MAX_TIME_SPENT_MS, ranking_draft_save, ranking_submit
+from annotations.users import signed_in
 
 
 class RankingInput(serializers.Serializer):
@@ -35,7 +37,9 @@ class RankingInput(serializers.Serializer):
             ref_name = "RankingRatingInput"
 
         likert = serializers.IntegerField(required=False, allow_null=True)
-        fields = serializers.DictField(child=serializers.CharField(), required=False)
+        fields = serializers.DictField(  # type: ignore[assignment]  # the answer's key: "fields"
+            child=serializers.CharField(), required=False
+        )
         notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
 
     class Meta:
@@ -91,6 +95,10 @@ class RankingBody(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
+def _when(moment: datetime | None) -> str | None:
+    return None if moment is None else _DATETIME.to_representation(moment)
+
+
 def _ranking_data(ranking: Any, project: Any) -> dict[str, Any]:
     """The RankingOutput shape, built directly (this answers every submit)."""
     deadline = revision_deadline(ranking=ranking, project=project)
@@ -105,8 +113,8 @@ def _ranking_data(ranking: Any, project: Any) -> dict[str, Any]:
         "none_acceptable": ranking.none_acceptable,
         "notes": ranking.notes,
         "time_spent_ms": ranking.time_spent_ms,
-        "submitted_at": _DATETIME.to_representation(ranking.submitted_at),
-        "revision_deadline": _DATETIME.to_representation(deadline),
+        "submitted_at": _when(ranking.submitted_at),
+        "revision_deadline": _when(deadline),
     }
 
 
@@ -155,8 +163,10 @@ class RankingNextApi(APIView):
         summary="Take the next comparison",
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = project_get_for_user(user=request.user, slug=slug, action="label")
-        claim = task_claim_next(labeler=request.user, project=project, kinds=[WorkKind.RANKING])
+        project = project_get_for_user(user=signed_in(request.user), slug=slug, action="label")
+        claim = task_claim_next(
+            labeler=signed_in(request.user), project=project, kinds=[WorkKind.RANKING]
+        )
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         context = ranking_context(assignment=claim.assignment)
@@ -183,17 +193,9 @@ class RankingNextApi(APIView):
 def _store(request: Request, token: str, service: Callable[..., Any]) -> Response:
     """Validate the body, hand the answer to `service` (submit or draft) for the caller's own
     assignment, and answer with the stored ranking."""
-    assignment = ranking_assignment_get_for_user(user=request.user, token=token)
+    assignment = ranking_assignment_get_for_user(user=signed_in(request.user), token=token)
     answer = _answer(request)
-    ranking = service(
-        assignment=assignment,
-        labeler=request.user,
-        groups=answer.groups,
-        ratings=answer.ratings,
-        none_acceptable=answer.none_acceptable,
-        notes=answer.notes,
-        time_spent_ms=answer.time_spent_ms,
-    )
+    ranking = service(assignment=assignment, labeler=signed_in(request.user), answer=answer)
     return Response(_ranking_data(ranking, assignment.item.project))
 
 
@@ -224,5 +226,5 @@ class RankingDetailApi(APIView):
 
     @extend_schema(responses=RankingOutput, summary="One of your rankings")
     def get(self, request: Request, pk: int) -> Response:
-        ranking = ranking_get_for_user(user=request.user, pk=pk)
+        ranking = ranking_get_for_user(user=signed_in(request.user), pk=pk)
         return Response(_ranking_data(ranking, ranking.task.project))

@@ -54,7 +54,9 @@ class PromptOutput(serializers.ModelSerializer):
 
 
 class JobOutput(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     percent = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -4,6 +4,7 @@
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, cast
 
 STORED_SUFFIXES = (".gz", ".parquet")  # compressed already
 READ_BLOCK = 1 << 20
@@ -36,7 +37,7 @@ class _Sink:
 def zip_stream(*, folder: Path, names: list[str], prefix: str) -> Iterator[bytes]:
     """The files `names` of `folder` as a zip archive under `prefix/`, chunk by chunk."""
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(cast(IO[bytes], sink), mode="w", allowZip64=True) as archive:
         for name in names:
             compress = (
                 zipfile.ZIP_STORED if name.endswith(STORED_SUFFIXES) else zipfile.ZIP_DEFLATED

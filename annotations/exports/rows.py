@@ -160,20 +160,20 @@ def _chunks(iterable: Any, size: int) -> Iterator[list[Any]]:
 
 
 def _sft(project: Project, filters: ExportFilters, chunk_size: int) -> tuple[int, Iterator[Batch]]:
-    states = (
+    states: list[str] = (
         [DemonstrationState.ACCEPTED]
         if filters.accepted_only
         else [DemonstrationState.ACCEPTED, DemonstrationState.SUBMITTED]
     )
-    demonstrations = Demonstration.objects.filter(
+    rows = Demonstration.objects.filter(
         _prompt_q(filters, "prompt__"),
         _dates_q(filters, "submitted_at"),
         prompt__project=project,
         state__in=states,
     )
     if filters.labelers:
-        demonstrations = demonstrations.filter(labeler_id__in=filters.labelers)
-    demonstrations = demonstrations.order_by("id").values_list(
+        rows = rows.filter(labeler_id__in=filters.labelers)
+    demonstrations = rows.order_by("id").values_list(
         "id", "labeler_id", "text", "prompt_id", "prompt__text", "prompt__messages",
         "prompt__split", "prompt__source",
     )  # fmt: skip

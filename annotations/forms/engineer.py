@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 
 from annotations.label_schema import CATEGORIES
@@ -26,10 +28,12 @@ class GenerationForm(forms.Form):
     )
 
     def __init__(
-        self, *args: object, model_names: list[str], k_range: tuple[int, int], **kwargs: object
+        self, *args: Any, model_names: list[str], k_range: tuple[int, int], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["models"].choices = [(name, name) for name in model_names]
+        models = self.fields["models"]
+        assert isinstance(models, forms.ChoiceField)
+        models.choices = [(name, name) for name in model_names]
         self.fields["k"].help_text = f"This project allows K = {k_range[0]}..{k_range[1]}."
 
 

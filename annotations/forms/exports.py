@@ -65,7 +65,9 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args: Any, labeler_choices: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["labelers"].choices = [(str(pk), name) for pk, name in labeler_choices]
+        labelers = self.fields["labelers"]
+        assert isinstance(labelers, forms.ChoiceField)
+        labelers.choices = [(str(pk), name) for pk, name in labeler_choices]
 
     def filters(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -15,9 +15,9 @@ embeds that queryset compiled, never a copy of it.
 from django.conf import settings
 from django.db import connection
 
-from annotations.hotpath.portable import Claim, PortableHotPath
+from annotations.hotpath.portable import Claim, DemonstrationWrite, PortableHotPath
 
-__all__ = ["PORTABLE", "Claim", "HotPath", "hot_path"]
+__all__ = ["PORTABLE", "Claim", "DemonstrationWrite", "HotPath", "hot_path"]
 
 HotPath = PortableHotPath  # the interface: every implementation is one of these
 

@@ -24,12 +24,27 @@ from annotations.models import (
 from annotations.models.labels import DemonstrationState
 from annotations.models.work import AssignmentState
 from annotations.roles import user_roles
+from annotations.users import User
 
 
 @dataclass(frozen=True)
 class Claim:
     assignment: Assignment
     resumed: bool
+
+
+@dataclass(frozen=True)
+class DemonstrationWrite:
+    """A demonstration submit: the assignment, the labeler's draft (if any), the annotation in
+    its stored shape under a schema version, the text and the time since the last save."""
+
+    assignment: Assignment
+    existing: Demonstration | None
+    schema_version: int
+    data: dict[str, Any]
+    text: str
+    delta_ms: int
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,7 @@ class PortableHotPath:
         list(users.select_for_update().filter(pk=labeler_id).values_list("pk"))
 
     def claim(
-        self, *, labeler: Any, project: Project, kinds: list[str], now: datetime, expires: datetime
+        self, *, labeler: User, project: Project, kinds: list[str], now: datetime, expires: datetime
     ) -> Claim | None:
         """Lock the labeler; return a live lease of theirs in these kinds, else lease the next
         item of the first kind (in the given order) that has one for them."""
@@ -95,7 +110,7 @@ class PortableHotPath:
                 return Claim(assignment=self._lease(item, labeler, now, expires), resumed=False)
         return None
 
-    def _lease(self, item: WorkItem, labeler: Any, now: datetime, expires: datetime) -> Assignment:
+    def _lease(self, item: WorkItem, labeler: User, now: datetime, expires: datetime) -> Assignment:
         """A new assignment row, or the labeler's expired or released row of the item reused:
         only such a row can exist, since the item was claimable by the labeler and the
         labeler's lock keeps their other writes out."""
@@ -147,77 +162,50 @@ class PortableHotPath:
             "-version"
         )[0]
         existing = Demonstration.objects.filter(
-            prompt_id=assignment.item.prompt_id, labeler_id=assignment.labeler_id
+            prompt_id=assignment.item.prompt_pk, labeler_id=assignment.labeler_id
         ).first()
         return schema, existing
 
-    def demonstration_submit_leased(
-        self,
-        *,
-        assignment: Assignment,
-        existing: Demonstration | None,
-        schema_version: int,
-        data: dict[str, Any],
-        text: str,
-        delta_ms: int,
-        now: datetime,
-    ) -> Demonstration | None:
+    def demonstration_submit_leased(self, *, write: DemonstrationWrite) -> Demonstration | None:
         """For a live lease: complete and count it, store the prompt annotation and the
         demonstration (a draft becomes the submission, keeping its time on task). None when the
         lease or the draft stopped being one meanwhile; the caller rolls back then."""
-        if existing is not None and existing.state != DemonstrationState.DRAFT:
+        if write.existing is not None and write.existing.state != DemonstrationState.DRAFT:
             return None
-        if not self.lease_complete(assignment=assignment, now=now):
+        if not self.lease_complete(assignment=write.assignment, now=write.now):
             return None
-        return self.demonstration_store(
-            assignment=assignment,
-            existing=existing,
-            schema_version=schema_version,
-            data=data,
-            text=text,
-            delta_ms=delta_ms,
-            now=now,
-        )
+        return self.demonstration_store(write=write)
 
-    def demonstration_store(
-        self,
-        *,
-        assignment: Assignment,
-        existing: Demonstration | None,
-        schema_version: int,
-        data: dict[str, Any],
-        text: str,
-        delta_ms: int,
-        now: datetime,
-    ) -> Demonstration:
+    def demonstration_store(self, *, write: DemonstrationWrite) -> Demonstration:
         """Store the prompt annotation and the submitted demonstration (from the draft, if any);
         the assignment is the caller's business."""
-        prompt_id, labeler_id = assignment.item.prompt_id, assignment.labeler_id
+        prompt_id, labeler_id = write.assignment.item.prompt_pk, write.assignment.labeler_id
         PromptAnnotation.objects.bulk_create(
             [
                 PromptAnnotation(
                     prompt_id=prompt_id,
                     labeler_id=labeler_id,
-                    schema_version=schema_version,
-                    data=data,
+                    schema_version=write.schema_version,
+                    data=write.data,
                 )
             ],
             update_conflicts=True,
             unique_fields=["prompt", "labeler"],
             update_fields=["schema_version", "data", "updated_at"],
         )
+        existing = write.existing
         if existing is None:
             return Demonstration.objects.create(
                 prompt_id=prompt_id,
                 labeler_id=labeler_id,
-                text=text,
+                text=write.text,
                 state=DemonstrationState.SUBMITTED,
-                time_spent_ms=delta_ms,
-                submitted_at=now,
+                time_spent_ms=write.delta_ms,
+                submitted_at=write.now,
             )
-        existing.text, existing.state = text, DemonstrationState.SUBMITTED
-        existing.time_spent_ms += delta_ms
-        existing.submitted_at = now
+        existing.text, existing.state = write.text, DemonstrationState.SUBMITTED
+        existing.time_spent_ms += write.delta_ms
+        existing.submitted_at = write.now
         existing.save(
             update_fields=["text", "state", "time_spent_ms", "submitted_at", "updated_at"]
         )
@@ -251,7 +239,7 @@ class PortableHotPath:
         )
 
     def ranking_rows(self, *, assignment: Assignment) -> RankingRows:
-        task = ComparisonTask.objects.select_related("prompt").get(pk=assignment.item.comparison_id)
+        task = ComparisonTask.objects.select_related("prompt").get(pk=assignment.item.comparison_pk)
         ranking = Ranking.objects.filter(task=task, labeler_id=assignment.labeler_id).first()
         schemas = LabelSchema.objects.filter(project_id=task.project_id)
         schema = (

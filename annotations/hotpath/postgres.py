@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Model
 from rest_framework.authtoken.models import Token
 
-from annotations.hotpath.portable import Claim, PortableHotPath, RankingRows
+from annotations.hotpath.portable import Claim, DemonstrationWrite, PortableHotPath, RankingRows
 from annotations.models import (
     Assignment,
     ComparisonTask,
@@ -29,6 +29,7 @@ from annotations.models import (
 from annotations.models.labels import DemonstrationState
 from annotations.models.work import REUSABLE_STATES, AssignmentState
 from annotations.roles import roles_remember
+from annotations.users import User
 
 
 def _columns(model: type[Model], alias: str) -> str:
@@ -95,7 +96,7 @@ def _sql_named(compiled: tuple[str, tuple[Any, ...]], names: dict[Any, str]) -> 
     `names` becomes that name; every other one a constant parameter c0, c1, ..."""
     sql, params = compiled
     pieces = sql.split("%s")
-    out, constants = [pieces[0]], {}
+    out, constants = [pieces[0]], dict[str, Any]()
     for param, piece in zip(params, pieces[1:], strict=True):
         if param in names:
             out.append(f"%({names[param]})s")
@@ -293,7 +294,7 @@ class PostgresHotPath(PortableHotPath):
         _fetch_one(_LOCK_SQL, [labeler_id])
 
     def claim(
-        self, *, labeler: Any, project: Project, kinds: list[str], now: datetime, expires: datetime
+        self, *, labeler: User, project: Project, kinds: list[str], now: datetime, expires: datetime
     ) -> Claim | None:
         self.labeler_lock(labeler_id=labeler.pk)
         params: dict[str, Any] = {
@@ -341,39 +342,35 @@ class PostgresHotPath(PortableHotPath):
             _DEMONSTRATION_CONTEXT_SQL,
             {
                 "project": assignment.item.project_id,
-                "prompt": assignment.item.prompt_id,
+                "prompt": assignment.item.prompt_pk,
                 "labeler": assignment.labeler_id,
             },
         )
         schema, end = _instance(LabelSchema, row)
         return schema, _instance(Demonstration, row, end)[0]
 
-    def demonstration_submit_leased(
-        self,
-        *,
-        assignment: Assignment,
-        existing: Demonstration | None,
-        schema_version: int,
-        data: dict[str, Any],
-        text: str,
-        delta_ms: int,
-        now: datetime,
-    ) -> Demonstration | None:
-        prompt_id, labeler_id = assignment.item.prompt_id, assignment.labeler_id
+    def demonstration_submit_leased(self, *, write: DemonstrationWrite) -> Demonstration | None:
+        if write.existing is not None and write.existing.state != DemonstrationState.DRAFT:
+            return None
+        prompt_id, labeler_id = write.assignment.item.prompt_pk, write.assignment.labeler_id
         annotation = PromptAnnotation(
-            prompt_id=prompt_id, labeler_id=labeler_id, schema_version=schema_version, data=data
+            prompt_id=prompt_id,
+            labeler_id=labeler_id,
+            schema_version=write.schema_version,
+            data=write.data,
         )
         demonstration = Demonstration(
             prompt_id=prompt_id,
             labeler_id=labeler_id,
-            text=text,
+            text=write.text,
             state=DemonstrationState.SUBMITTED,
-            time_spent_ms=delta_ms,
-            submitted_at=now,
+            time_spent_ms=write.delta_ms,
+            submitted_at=write.now,
         )
         # The two rows share some parameter names, with equal values (prompt, labeler, times).
         params = {**_params(annotation), **_params(demonstration)}
-        row = _fetch_one(_submit_sql(), {**params, "assignment": assignment.pk, "now": now})
+        params.update(assignment=write.assignment.pk, now=write.now)
+        row = _fetch_one(_submit_sql(), params)
         return None if row is None else _instance(Demonstration, row)[0]
 
     def lease_complete(self, *, assignment: Assignment, now: datetime) -> bool:
@@ -382,7 +379,7 @@ class PostgresHotPath(PortableHotPath):
     def ranking_rows(self, *, assignment: Assignment) -> RankingRows:
         row = _fetch_one(
             _ranking_sql(),
-            {"task": assignment.item.comparison_id, "labeler": assignment.labeler_id},
+            {"task": assignment.item.comparison_pk, "labeler": assignment.labeler_id},
         )
         task, end = _instance(ComparisonTask, row)
         task.prompt, end = _instance(Prompt, row, end)

@@ -11,6 +11,7 @@ from django.db.models import Count
 from annotations.intake.rows import PromptRow
 from annotations.intake.text import dedup_key, detect_pii, estimate_tokens, split_for_customer
 from annotations.models import CustomerSplit, Project, Prompt
+from annotations.users import User
 
 SAMPLE_LIMIT = 200  # rows listed by line in a report; counts are always complete
 
@@ -70,7 +71,7 @@ class PromptIntake:
         self,
         *,
         project: Project,
-        created_by: Any = None,
+        created_by: User | None = None,
         import_job: Any = None,
         extra: dict[str, Any] | None = None,
     ) -> None:

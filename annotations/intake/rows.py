@@ -5,7 +5,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from annotations.label_schema import CATEGORY_KEYS
 
@@ -40,7 +40,7 @@ def guess_format(filename: str) -> str | None:
     return None
 
 
-def _iter_jsonl(stream: BinaryIO) -> Iterator[tuple[int, dict | None, str | None]]:
+def _iter_jsonl(stream: IO[bytes]) -> Iterator[tuple[int, dict | None, str | None]]:
     for line_no, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
@@ -58,7 +58,7 @@ def _iter_jsonl(stream: BinaryIO) -> Iterator[tuple[int, dict | None, str | None
         yield line_no, value, None
 
 
-def _iter_csv(stream: BinaryIO) -> Iterator[tuple[int, dict | None, str | None]]:
+def _iter_csv(stream: IO[bytes]) -> Iterator[tuple[int, dict | None, str | None]]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text)
     try:
@@ -95,7 +95,7 @@ def _iter_csv(stream: BinaryIO) -> Iterator[tuple[int, dict | None, str | None]]
         yield start, {k: v for k, v in zip(header, values, strict=True) if v != ""}, None
 
 
-def iter_raw_rows(stream: BinaryIO, fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
+def iter_raw_rows(stream: IO[bytes], fmt: str) -> Iterator[tuple[int, dict | None, str | None]]:
     """(line number, the row as a dict or None, an error or None) for each non-blank row.
     The line number is where the row starts, so CSV fields with newlines count right."""
     if fmt == "jsonl":
@@ -173,7 +173,7 @@ def check_row(line: int, raw: dict) -> PromptRow | RowError:
         problems.append("'metadata' must be an object")
     elif "\\u0000" in json.dumps(metadata) or any("\x00" in m["content"] for m in messages or []):
         problems.append("'metadata' or 'messages' contains a NUL character; remove it")
-    if problems:
+    if problems or not isinstance(text, str):
         return RowError(line, "; ".join(problems))
     return PromptRow(
         line=line,

@@ -70,9 +70,9 @@ def detect_pii(text: str) -> list[str]:
             continue
         if _NATIONAL_ID.fullmatch(match.group().strip()):
             continue
-        digits = sum(char.isdigit() for char in match.group())
+        digit_count = sum(char.isdigit() for char in match.group())
         separated = any(sep in match.group() for sep in " .-()+")
-        if 9 <= digits <= 15 and (separated or digits >= 10):
+        if 9 <= digit_count <= 15 and (separated or digit_count >= 10):
             kinds.append("phone")
             break
     if _IBAN.search(text):

@@ -71,6 +71,20 @@ class WorkItem(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
 
+    @property
+    def prompt_pk(self) -> int:
+        """The item's prompt, for the kinds of work that always have one."""
+        if self.prompt_id is None:
+            raise ValueError(f"Work item {self.pk} ({self.kind}) has no prompt.")
+        return self.prompt_id
+
+    @property
+    def comparison_pk(self) -> int:
+        """The item's comparison task, for ranking work."""
+        if self.comparison_id is None:
+            raise ValueError(f"Work item {self.pk} ({self.kind}) has no comparison.")
+        return self.comparison_id
+
 
 class AssignmentState(models.TextChoices):
     LEASED = "leased", "Leased"

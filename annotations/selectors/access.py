@@ -9,15 +9,16 @@ from django.http import Http404
 
 from annotations.models import Job, Project
 from annotations.roles import user_can
+from annotations.users import AnyUser
 
 
-def projects_for_user(*, user: Any) -> QuerySet[Project]:
+def projects_for_user(*, user: AnyUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
     return Project.objects.all()
 
 
-def project_get_for_user(*, user: Any, slug: str, action: str | None = None) -> Project:
+def project_get_for_user(*, user: AnyUser, slug: str, action: str | None = None) -> Project:
     """The project, if the user may see it (and do `action` in it); 404 or 403 otherwise."""
     from annotations.hotpath import hot_path
 
@@ -29,27 +30,27 @@ def project_get_for_user(*, user: Any, slug: str, action: str | None = None) -> 
     return project
 
 
-def jobs_for_user(*, user: Any) -> QuerySet[Job]:
+def jobs_for_user(*, user: AnyUser) -> QuerySet[Job]:
     """Admins and engineers watch every job; nobody else sees any."""
     if not user_can(user, "view_jobs"):
         return Job.objects.none()
     return Job.objects.select_related("project", "created_by")
 
 
-def job_get_for_user(*, user: Any, pk: int) -> Job:
+def job_get_for_user(*, user: AnyUser, pk: int) -> Job:
     job = jobs_for_user(user=user).filter(pk=pk).first()
     if job is None:
         raise Http404("No such job.")
     return job
 
 
-def assignment_get_for_user(*, user: Any, token: Any) -> Any:
+def assignment_get_for_user(*, user: AnyUser, token: Any) -> Any:
     """The user's own assignment with this token (any state); 404 for anyone else's."""
     from annotations.models import Assignment
 
     assignment = (
         Assignment.objects.select_related("item", "item__project", "item__prompt")
-        .filter(labeler=user, token=token)
+        .filter(labeler_id=user.pk, token=token)
         .first()
     )
     if assignment is None:
@@ -57,7 +58,7 @@ def assignment_get_for_user(*, user: Any, token: Any) -> Any:
     return assignment
 
 
-def lease_get_for_user(*, user: Any, project: Project, pk: int) -> Any:
+def lease_get_for_user(*, user: AnyUser, project: Project, pk: int) -> Any:
     """A lease in the project, for users who manage it; 404 or 403 otherwise."""
     from annotations.models import Assignment
 
@@ -69,7 +70,7 @@ def lease_get_for_user(*, user: Any, project: Project, pk: int) -> Any:
     return assignment
 
 
-def demonstration_get_for_user(*, user: Any, pk: int) -> Any:
+def demonstration_get_for_user(*, user: AnyUser, pk: int) -> Any:
     """A demonstration its author may read, or a reviewer may review (not their own); 404 else."""
     from annotations.models import Demonstration
 
@@ -86,7 +87,7 @@ def demonstration_get_for_user(*, user: Any, pk: int) -> Any:
     return demonstration
 
 
-def ranking_assignment_get_for_user(*, user: Any, token: Any) -> Any:
+def ranking_assignment_get_for_user(*, user: AnyUser, token: Any) -> Any:
     """The user's own ranking assignment with this token, in any state, with its item and
     project; 404 for anyone else's (nobody learns that it exists)."""
     from annotations.models.projects import WorkKind
@@ -113,7 +114,7 @@ def assignment_find(*, labeler_id: int, token: Any, kind: str | None = None) -> 
     return hot_path().assignment_find(labeler_id=labeler_id, token=token, kind=kind)
 
 
-def ranking_get_for_user(*, user: Any, pk: int) -> Any:
+def ranking_get_for_user(*, user: AnyUser, pk: int) -> Any:
     """The user's own ranking; another labeler's answer is a 404 for everyone, admins included
     (review and exports read rankings through their own selectors)."""
     from annotations.models import Ranking
@@ -128,7 +129,7 @@ def ranking_get_for_user(*, user: Any, pk: int) -> Any:
     return ranking
 
 
-def dataset_get_for_user(*, user: Any, project: Any, pk: Any) -> Any:
+def dataset_get_for_user(*, user: AnyUser, project: Any, pk: Any) -> Any:
     """A dataset snapshot of the project, for admins and engineers (export permission)."""
     from annotations.models import DatasetExport
 
@@ -140,7 +141,7 @@ def dataset_get_for_user(*, user: Any, project: Any, pk: Any) -> Any:
     return export
 
 
-def model_version_get_for_user(*, user: Any, name: str) -> Any:
+def model_version_get_for_user(*, user: AnyUser, name: str) -> Any:
     from annotations.models import ModelVersion
 
     if not user_can(user, "view_jobs"):
@@ -151,7 +152,7 @@ def model_version_get_for_user(*, user: Any, name: str) -> Any:
     return version
 
 
-def export_get_for_user(*, user: Any, slug: str, pk: int) -> Any:
+def export_get_for_user(*, user: AnyUser, slug: str, pk: int) -> Any:
     """A dataset export of the project, for users who may export; 404 or 403 otherwise."""
     from annotations.models import DatasetExport
 

@@ -11,6 +11,7 @@ from annotations.models import Assignment, Demonstration, Project, WorkItem
 from annotations.models.labels import DemonstrationState
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
+from annotations.users import User
 
 LABELER_KINDS = (
     WorkKind.RANKING,
@@ -30,7 +31,7 @@ class OpenWork:
     count: int
 
 
-def labeler_open_work(*, labeler: Any) -> list[OpenWork]:
+def labeler_open_work(*, labeler: User) -> list[OpenWork]:
     """Open items per project and kind that this labeler could still take (one query)."""
     rows = (
         WorkItem.objects.filter(
@@ -60,7 +61,7 @@ def labeler_open_work(*, labeler: Any) -> list[OpenWork]:
     ]
 
 
-def labeler_today(*, labeler: Any) -> dict[str, Any]:
+def labeler_today(*, labeler: User) -> dict[str, Any]:
     """What the labeler submitted and skipped since midnight (server time), per kind."""
     start = timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
     rows = (
@@ -81,7 +82,7 @@ def labeler_today(*, labeler: Any) -> dict[str, Any]:
     return {"per_kind": per_kind, "total": sum(per_kind.values()), "skipped": skipped}
 
 
-def labeler_acceptance(*, labeler: Any) -> dict[str, Any]:
+def labeler_acceptance(*, labeler: User) -> dict[str, Any]:
     """Accepted and rejected demonstrations, and the acceptance rate (None before any review)."""
     counts = Demonstration.objects.filter(labeler=labeler).aggregate(
         accepted=Count("id", filter=Q(state=DemonstrationState.ACCEPTED)),
@@ -93,7 +94,7 @@ def labeler_acceptance(*, labeler: Any) -> dict[str, Any]:
     return counts
 
 
-def labeler_reviewed(*, labeler: Any, limit: int = 20) -> QuerySet[Demonstration]:
+def labeler_reviewed(*, labeler: User, limit: int = 20) -> QuerySet[Demonstration]:
     """The labeler's reviewed demonstrations, newest review first, with the prompt."""
     return (
         Demonstration.objects.filter(labeler=labeler, state__in=REVIEWED)
@@ -102,7 +103,7 @@ def labeler_reviewed(*, labeler: Any, limit: int = 20) -> QuerySet[Demonstration
     )
 
 
-def labeler_drafts(*, labeler: Any) -> QuerySet[Assignment]:
+def labeler_drafts(*, labeler: User) -> QuerySet[Assignment]:
     """Demonstration tasks the labeler holds or held with an unsubmitted draft (to come back to)."""
     draft = Demonstration.objects.filter(
         labeler=labeler, prompt_id=OuterRef("item__prompt_id"), state=DemonstrationState.DRAFT
@@ -142,7 +143,7 @@ def work_counts(*, project: Project) -> list[dict[str, Any]]:
     return [{**row, "label": labels.get(row["kind"], row["kind"])} for row in rows]
 
 
-def demonstrations_for_review(*, reviewer: Any, limit: int = 50) -> QuerySet[Demonstration]:
+def demonstrations_for_review(*, reviewer: User, limit: int = 50) -> QuerySet[Demonstration]:
     """Submitted demonstrations waiting for review, others' only, oldest first."""
     return (
         Demonstration.objects.filter(state=DemonstrationState.SUBMITTED)
@@ -152,7 +153,7 @@ def demonstrations_for_review(*, reviewer: Any, limit: int = 50) -> QuerySet[Dem
     )
 
 
-def demonstration_for_task(*, labeler: Any, prompt_id: int | None) -> Demonstration | None:
+def demonstration_for_task(*, labeler: User, prompt_id: int | None) -> Demonstration | None:
     """The labeler's demonstration (draft or not) of the task's prompt."""
     if prompt_id is None:
         return None

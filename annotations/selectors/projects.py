@@ -6,7 +6,8 @@ from annotations.models import LabelSchema, Project, Prompt
 
 
 def label_schema_current(*, project: Project) -> LabelSchema:
-    return project.schemas.order_by("-version").first()
+    """The project's newest label schema version (every project has one from its creation)."""
+    return project.schemas.order_by("-version")[0]
 
 
 def project_prompt_counts(*, project: Project) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from annotations.models import (
     Ranking,
 )
 from annotations.models.labels import RankingState
+from annotations.users import User
 
 FIELD_CHOICES = (("yes", "Yes"), ("no", "No"), ("na", "N/A"))
 
@@ -148,11 +149,11 @@ def ranking_workspace(*, context: RankingContext, answer: RankingAnswer | None =
         "ranking": ranking,
         "submitted": submitted,
         "revision_deadline": deadline,
-        "editable": not submitted or timezone.now() <= deadline,
+        "editable": deadline is None or timezone.now() <= deadline,
     }
 
 
-def rankings_recent(*, labeler: Any, project: Any, limit: int = 10) -> list[dict]:
+def rankings_recent(*, labeler: User, project: Any, limit: int = 10) -> list[dict]:
     """The labeler's own latest submitted rankings in the project, each with the assignment token
     its page lives under and its revision deadline (None once the window has closed). Two
     queries."""

@@ -3,7 +3,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from annotations.models import DatasetExport, Job, JobMetric, ModelVersion, Project
-from annotations.models.jobs import TRAINING_KINDS, ExportKind
+from annotations.models.jobs import TRAINING_KINDS, ExportKind, JobKind
 from annotations.models.outputs import ModelKind
 from annotations.services.training import DATA_KIND
 
@@ -28,7 +28,7 @@ def training_form_choices(*, project: Project, kind: str) -> dict[str, list]:
     versions = ModelVersion.objects.order_by("-created_at", "name")
     none = [("", "—")]
     return {
-        "dataset": [_export_choice(e) for e in exports if e.kind == DATA_KIND[kind]],
+        "dataset": [_export_choice(e) for e in exports if e.kind == DATA_KIND[JobKind(kind)]],
         "demonstrations": none + [_export_choice(e) for e in exports if e.kind == ExportKind.SFT],
         "pretrain": none + [_export_choice(e) for e in exports if e.kind == ExportKind.SFT],
         "base_model": [(v.name, f"{v.name} ({v.get_kind_display()})") for v in versions],

@@ -11,13 +11,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotations.errors import ApplicationError, ErrorCode
-from annotations.hotpath import PORTABLE, hot_path
+from annotations.hotpath import PORTABLE, DemonstrationWrite, hot_path
 from annotations.models import Assignment, Demonstration, Project
 from annotations.models.labels import DemonstrationState
 from annotations.models.projects import WorkKind
 from annotations.models.work import AssignmentState
 from annotations.services.prompt_annotations import annotation_clean
 from annotations.services.queue import assignment_complete, assignment_for_token
+from annotations.users import User
 
 MAX_DRAFT_CHARS = 200_000  # a hard cap on drafts; the project's limit applies when submitting
 MAX_TIME_DELTA_MS = 15 * 60 * 1000  # one save never adds more than this to time on task
@@ -34,7 +35,7 @@ def _time_delta(ms: int | None) -> int:
 
 
 def demonstration_draft_save(
-    *, labeler: Any, token: uuid.UUID | str, text: str, time_spent_ms: int = 0
+    *, labeler: User, token: uuid.UUID | str, text: str, time_spent_ms: int = 0
 ) -> DraftSaved:
     """Store the labeler's draft for the task's prompt and add `time_spent_ms` (the time since
     the last save) to its time on task. Atomic; a submitted demonstration is never changed
@@ -44,11 +45,11 @@ def demonstration_draft_save(
             labeler=labeler, token=token, kind=WorkKind.DEMONSTRATION, lock=True
         )
         return _draft_store(
-            prompt_id=assignment.item.prompt_id, labeler=labeler, text=text, delta=time_spent_ms
+            prompt_id=assignment.item.prompt_pk, labeler=labeler, text=text, delta=time_spent_ms
         )
 
 
-def _draft_store(*, prompt_id: int, labeler: Any, text: str, delta: int) -> DraftSaved:
+def _draft_store(*, prompt_id: int, labeler: User, text: str, delta: int) -> DraftSaved:
     if len(text) > MAX_DRAFT_CHARS:
         raise ApplicationError(
             f"A draft holds at most {MAX_DRAFT_CHARS:,} characters; this one has {len(text):,}.",
@@ -89,7 +90,7 @@ def _check_length(*, text: str, project: Project) -> None:
 
 def demonstration_submit(
     *,
-    labeler: Any,
+    labeler: User,
     token: uuid.UUID | str,
     text: str,
     annotation: dict[str, Any],
@@ -104,7 +105,7 @@ def demonstration_submit(
             assignment = assignment_for_token(
                 labeler=labeler, token=token, kind=WorkKind.DEMONSTRATION, lock=True
             )
-            prompt_id = assignment.item.prompt_id
+            prompt_id = assignment.item.prompt_pk
             _check_length(text=text, project=assignment.item.project)
             schema, existing = hot_path().demonstration_context(assignment=assignment)
             if existing is not None and existing.state != DemonstrationState.DRAFT:
@@ -138,19 +139,19 @@ def _store(
 ) -> Demonstration:
     """Complete the assignment and store the annotation and the demonstration: in one hot-path
     operation for a live lease; a late submit (rare) goes through the ORM."""
-    write = {
-        "assignment": assignment,
-        "existing": existing,
-        "schema_version": version,
-        "data": data,
-        "text": text,
-        "delta_ms": _time_delta(time_spent_ms),
-        "now": timezone.now(),
-    }
+    write = DemonstrationWrite(
+        assignment=assignment,
+        existing=existing,
+        schema_version=version,
+        data=data,
+        text=text,
+        delta_ms=_time_delta(time_spent_ms),
+        now=timezone.now(),
+    )
     if assignment.state != AssignmentState.LEASED:
         assignment_complete(assignment=assignment)  # a late submit, or ApplicationError
-        return PORTABLE.demonstration_store(**write)
-    stored = hot_path().demonstration_submit_leased(**write)
+        return PORTABLE.demonstration_store(write=write)
+    stored = hot_path().demonstration_submit_leased(write=write)
     if stored is None:
         raise _already_written()  # rolls the whole operation back with the transaction
     return stored

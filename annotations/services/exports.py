@@ -35,6 +35,7 @@ from annotations.services.jobs import (
     job_start,
     job_succeed,
 )
+from annotations.users import User
 
 logger = logging.getLogger(__name__)
 STAGING = ".staging"
@@ -47,7 +48,7 @@ def exports_root() -> Path:
 def export_create(
     *,
     project: Project,
-    user: Any,
+    user: User | None,
     kind: str,
     format: str,
     filters: dict[str, Any],

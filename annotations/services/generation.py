@@ -26,6 +26,7 @@ from annotations.services.jobs import (
     job_succeed,
 )
 from annotations.services.model_versions import model_versions_by_name
+from annotations.users import User
 from models_service.client import Choice, InferenceClient
 
 MAX_PROMPTS_PER_JOB = 20_000
@@ -97,7 +98,7 @@ def generation_prompts(
 def generation_start(
     *,
     project: Project,
-    user: Any,
+    user: User,
     models: list[str],
     k: int,
     sampling: Sampling,
@@ -244,6 +245,7 @@ def generation_run(*, job_id: int, client: InferenceClient | None = None) -> Non
         return
     params = job.params
     project = job.project
+    assert project is not None, "a generation job belongs to a project"
     done_ids = set(ComparisonTask.objects.filter(job=job).values_list("prompt_id", flat=True))
     todo = [pid for pid in params["prompt_ids"] if pid not in done_ids]
     total = len(params["prompt_ids"])

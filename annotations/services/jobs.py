@@ -11,6 +11,7 @@ from annotations.errors import ApplicationError, ErrorCode
 from annotations.job_kinds import job_task_send
 from annotations.models import Job
 from annotations.models.jobs import FINISHED_STATES, JobKind, JobState
+from annotations.users import User
 
 logger = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 8000
@@ -40,7 +41,7 @@ def code_version() -> str:
         return "unknown"
 
 
-def job_create(*, kind: str, project: Any, user: Any, params: dict[str, Any]) -> Job:
+def job_create(*, kind: str, project: Any, user: User | None, params: dict[str, Any]) -> Job:
     """Create a queued job and enqueue its task once the transaction commits."""
     job = Job.objects.create(kind=kind, project=project, created_by=user, params=params)
     transaction.on_commit(lambda: job_task_send(job_id=job.pk, kind=kind, params=params))
@@ -132,7 +133,7 @@ def job_request_cancel(*, job: Job) -> Job:
     return job
 
 
-def job_rerun(*, job: Job, user: Any, params: dict[str, Any] | None = None) -> Job:
+def job_rerun(*, job: Job, user: User, params: dict[str, Any] | None = None) -> Job:
     """A new job of the same kind with the same (or amended) parameters."""
     if job.kind != JobKind.IMPORT_PROMPTS:
         raise ApplicationError(

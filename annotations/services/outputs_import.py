@@ -19,6 +19,7 @@ from annotations.models import Job, Project, Prompt
 from annotations.models.jobs import JobKind
 from annotations.services.comparisons import comparisons_store
 from annotations.services.jobs import job_create, job_fail, job_start, job_succeed
+from annotations.users import User
 
 MAX_ERRORS = 200
 
@@ -33,7 +34,7 @@ def _outputs(raw: Any, default_model: Any, k_range: tuple[int, int]) -> tuple[li
         if isinstance(item, str):
             text, model = item, default_model
         elif isinstance(item, dict):
-            text, model = item.get("text"), item.get("model", default_model)
+            text, model = item.get("text", ""), item.get("model", default_model)
         else:
             return [], f'\'outputs\'[{index}] must be a string or {{"text", "model"}}'
         if not isinstance(text, str) or not text.strip():
@@ -179,7 +180,7 @@ def outputs_import_file(*, project: Project, path: Path, job: Job | None = None)
     return report
 
 
-def outputs_import_start(*, project: Project, user: Any, path: Path, filename: str) -> Job:
+def outputs_import_start(*, project: Project, user: User, path: Path, filename: str) -> Job:
     return job_create(
         kind=JobKind.GENERATION,
         project=project,
@@ -193,6 +194,7 @@ def outputs_import_run(*, job_id: int) -> None:
     if job is None:
         return
     try:
+        assert job.project is not None, "an import job belongs to a project"
         report = outputs_import_file(project=job.project, path=Path(job.params["path"]), job=job)
     except ApplicationError as exc:
         job_fail(job_id=job_id, message=exc.message, result=exc.details.get("report"))

@@ -9,6 +9,7 @@ from django.db.models import Max
 from annotations.errors import ApplicationError, ErrorCode
 from annotations.label_schema import default_schema_config, validate_schema_config
 from annotations.models import LabelSchema, Project
+from annotations.users import User
 
 PROJECT_FIELDS = {
     "name",
@@ -52,7 +53,7 @@ def _apply(project: Project, data: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def project_create(*, user: Any, data: dict[str, Any]) -> Project:
+def project_create(*, user: User, data: dict[str, Any]) -> Project:
     """A project with label schema version 1 (the default InstructGPT labels)."""
     project = Project()
     _apply(project, data)
@@ -71,7 +72,7 @@ def project_update(*, project: Project, data: dict[str, Any]) -> Project:
 
 
 @transaction.atomic
-def label_schema_create(*, project: Project, user: Any, config: Any) -> LabelSchema:
+def label_schema_create(*, project: Project, user: User, config: Any) -> LabelSchema:
     """A new schema version; earlier labels keep the version they were made with."""
     validate_schema_config(config)
     Project.objects.select_for_update().get(pk=project.pk)

@@ -11,6 +11,7 @@ from annotations.models import PromptAnnotation
 from annotations.models.projects import WorkKind
 from annotations.selectors.projects import label_schema_current
 from annotations.services.queue import assignment_complete, assignment_for_token
+from annotations.users import User
 
 
 def annotation_clean(*, data: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def annotation_store(*, prompt_id: int, labeler_id: int, version: int, data: dic
 
 
 def prompt_annotation_submit(
-    *, labeler: Any, token: uuid.UUID | str, annotation: dict[str, Any]
+    *, labeler: User, token: uuid.UUID | str, annotation: dict[str, Any]
 ) -> bool:
     """Store the labeler's prompt annotation and complete the assignment, atomically.
     Idempotent: returns False when the assignment was submitted already (the answers are kept
@@ -68,7 +69,7 @@ def prompt_annotation_submit(
             return False
         schema = label_schema_current(project=assignment.item.project)
         annotation_store(
-            prompt_id=assignment.item.prompt_id,
+            prompt_id=assignment.item.prompt_pk,
             labeler_id=labeler.pk,
             version=schema.version,
             data=annotation_clean(data=annotation, config=schema.config),

@@ -17,6 +17,7 @@ from annotations.services.queue import (
     assignment_for_token,
     labeler_lock,
 )
+from annotations.users import User
 
 MIN_FEW_SHOT_PAIRS = 2
 
@@ -103,7 +104,7 @@ def _prompt_fields(
 
 def prompt_write(
     *,
-    labeler: Any,
+    labeler: User,
     token: uuid.UUID | str,
     kind: str,
     text: str = "",

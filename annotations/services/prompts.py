@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +16,7 @@ from annotations.intake.rows import FORMATS, PromptRow, RowError, check_row, ite
 from annotations.models import Job, Project, Prompt
 from annotations.models.jobs import JobKind
 from annotations.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
+from annotations.users import User
 
 CHUNK_ROWS = 2000
 IMPORT_STARTS = "Importing all rows in one transaction"
@@ -59,7 +60,7 @@ def _check_format(fmt: str) -> str:
 
 
 def prompt_import_start(
-    *, project: Project, user: Any, path: Path, filename: str, fmt: str, skip_invalid: bool
+    *, project: Project, user: User, path: Path, filename: str, fmt: str, skip_invalid: bool
 ) -> Job:
     """Queue an import job for a stored file. The import itself runs in a worker."""
     _check_format(fmt)
@@ -78,12 +79,12 @@ def prompt_import_start(
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+def _open(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
     """(stream to read rows from, raw file whose position tells progress)."""
     with path.open("rb") as raw:
         if path.suffix == ".gz":
             with gzip.open(raw, "rb") as unzipped:
-                yield unzipped, raw
+                yield cast(IO[bytes], unzipped), raw
         else:
             yield raw, raw
 
@@ -96,7 +97,7 @@ def _valid_rows(
             if count % CHUNK_ROWS == 0 and progress and progress(raw.tell(), phase):
                 raise ImportCancelled
             report.rows += 1
-            if problem is not None:
+            if value is None:  # not an object: `problem` says why
                 report.error(line, f"Line {line} {problem}.")
                 continue
             checked = check_row(line, value)
@@ -112,7 +113,7 @@ def prompt_import_file(
     path: Path,
     fmt: str,
     skip_invalid: bool,
-    user: Any = None,
+    user: User | None = None,
     import_job: Job | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -175,6 +176,7 @@ def prompt_import_run(*, job_id: int) -> None:
             done = size * (passes - 1)  # the checking pass is done; the import shows at once
         return job_progress(job_id=job_id, done=done, total=size * passes, message=phase)
 
+    assert job.project is not None, "an import job belongs to a project"
     try:
         report = prompt_import_file(
             project=job.project,
@@ -206,7 +208,7 @@ def prompt_import_run(*, job_id: int) -> None:
 def prompt_create(
     *,
     project: Project,
-    user: Any,
+    user: User,
     text: str,
     customer_id: str,
     source: str = "customer",

@@ -25,6 +25,7 @@ from annotations.models import Assignment, Project, WorkItem
 from annotations.models.projects import WorkKind
 from annotations.models.work import REUSABLE_STATES, AssignmentState
 from annotations.selectors.access import assignment_find
+from annotations.users import User
 
 REAP_BATCH = 200
 
@@ -75,7 +76,7 @@ def _kinds_by_priority(project: Project, kinds: list[str] | None) -> list[str]:
 
 
 def task_claim_next(
-    *, labeler: Any, project: Project, kinds: list[str] | None = None
+    *, labeler: User, project: Project, kinds: list[str] | None = None
 ) -> Claim | None:
     """Lease the labeler one item of the given kinds (all kinds in the project's priority order
     when None), in one short transaction. A live lease the labeler already holds is returned
@@ -93,7 +94,7 @@ def task_claim_next(
 
 
 def assignment_for_token(
-    *, labeler: Any, token: uuid.UUID | str, kind: str | None = None, lock: bool = False
+    *, labeler: User, token: uuid.UUID | str, kind: str | None = None, lock: bool = False
 ) -> Assignment:
     """The labeler's own assignment with this token, with its item and project; an
     ApplicationError when there is none (404), or, where `kind` is given, when it is of another
@@ -149,7 +150,7 @@ def assignment_complete(*, assignment: Assignment) -> bool:
 
 
 @transaction.atomic
-def assignment_skip(*, labeler: Any, token: uuid.UUID | str, reason: str) -> Assignment:
+def assignment_skip(*, labeler: User, token: uuid.UUID | str, reason: str) -> Assignment:
     """Give the item back with a reason. The labeler is not offered it again."""
     reason = reason.strip()
     if not reason:

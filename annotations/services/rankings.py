@@ -20,6 +20,7 @@ from annotations.selectors.rankings import (
     revision_deadline,
 )
 from annotations.services.queue import assignment_complete, labeler_lock
+from annotations.users import User
 
 MAX_NOTES = 5000
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000  # a day on one ranking is a forgotten tab
@@ -198,7 +199,7 @@ def _validated(context: RankingContext, answer: RankingAnswer, *, complete: bool
     )
 
 
-def _check_owner(assignment: Assignment, labeler: Any) -> None:
+def _check_owner(assignment: Assignment, labeler: User) -> None:
     if assignment.labeler_id != labeler.pk or assignment.item.comparison_id is None:
         raise ApplicationError("This ranking task is not yours.", code=ErrorCode.NOT_FOUND)
 
@@ -231,16 +232,7 @@ def _write(context: RankingContext, answer: RankingAnswer, *, state: str) -> Ran
     return ranking
 
 
-def ranking_submit(
-    *,
-    assignment: Assignment,
-    labeler: Any,
-    groups: Any,
-    ratings: Any,
-    none_acceptable: bool = False,
-    notes: str = "",
-    time_spent_ms: int = 0,
-) -> Ranking:
+def ranking_submit(*, assignment: Assignment, labeler: User, answer: RankingAnswer) -> Ranking:
     """Submit (or revise) the labeler's ranking of the assignment's comparison, atomically.
 
     Guarantees: every output placed exactly once in non-empty groups and rated on exactly the
@@ -251,7 +243,6 @@ def ranking_submit(
     A lease that others finished meanwhile is refused (409) and the answer is kept as a draft.
     """
     _check_owner(assignment, labeler)
-    answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     try:
         with transaction.atomic():
             labeler_lock(labeler_id=labeler.pk)
@@ -264,15 +255,7 @@ def ranking_submit(
             return _write(context, clean, state=RankingState.SUBMITTED)
     except ApplicationError as exc:
         if exc.code.keeps_draft:
-            ranking_draft_save(
-                assignment=assignment,
-                labeler=labeler,
-                groups=groups,
-                ratings=ratings,
-                none_acceptable=none_acceptable,
-                notes=notes,
-                time_spent_ms=time_spent_ms,
-            )
+            ranking_draft_save(assignment=assignment, labeler=labeler, answer=answer)
         raise
 
 
@@ -291,21 +274,11 @@ def _revise(context: RankingContext, ranking: Ranking, answer: RankingAnswer) ->
     return _write(context, answer, state=RankingState.SUBMITTED)
 
 
-def ranking_draft_save(
-    *,
-    assignment: Assignment,
-    labeler: Any,
-    groups: Any,
-    ratings: Any,
-    none_acceptable: bool = False,
-    notes: str = "",
-    time_spent_ms: int = 0,
-) -> Ranking:
+def ranking_draft_save(*, assignment: Assignment, labeler: User, answer: RankingAnswer) -> Ranking:
     """Keep partial work (state=draft) so that it survives a reload: unplaced and unrated outputs
     are fine, but ids, scores and answers that are present must be valid (ApplicationError, and
     nothing written, otherwise). A submitted ranking is not turned back into a draft (409)."""
     _check_owner(assignment, labeler)
-    answer = RankingAnswer(groups, ratings, none_acceptable, notes, time_spent_ms)
     with transaction.atomic():
         labeler_lock(labeler_id=labeler.pk)
         context = ranking_context(assignment=assignment)

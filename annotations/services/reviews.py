@@ -1,7 +1,6 @@
 """Review of submitted demonstrations: accept, reject with a comment, or edit."""
 
 from enum import StrEnum
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +9,7 @@ from annotations.errors import ApplicationError, ErrorCode
 from annotations.models import Demonstration
 from annotations.models.labels import DemonstrationState
 from annotations.roles import user_can
+from annotations.users import User
 
 
 class Decision(StrEnum):
@@ -21,7 +21,7 @@ class Decision(StrEnum):
 def demonstration_review(
     *,
     demonstration_id: int,
-    reviewer: Any,
+    reviewer: User,
     decision: str,
     comment: str = "",
     text: str | None = None,

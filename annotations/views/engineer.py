@@ -1,7 +1,7 @@
 """Engineer pages: model versions, generation jobs, imports of model outputs."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
@@ -14,10 +14,11 @@ from annotations.services.generation import Sampling, generation_start
 from annotations.services.model_versions import model_version_register
 from annotations.services.outputs_import import outputs_import_start
 from annotations.services.prompts import prompt_upload_store
+from annotations.users import AuthedRequest
 
 
 @require("view_jobs")
-def model_list(request: HttpRequest) -> HttpResponse:
+def model_list(request: AuthedRequest) -> HttpResponse:
     return render(
         request,
         "engineer/model_list.html",
@@ -26,7 +27,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 
 @require("train")
-def model_register(request: HttpRequest) -> HttpResponse:
+def model_register(request: AuthedRequest) -> HttpResponse:
     form = ModelRegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -45,7 +46,7 @@ def model_register(request: HttpRequest) -> HttpResponse:
 
 
 @require("generate")
-def generation_new(request: HttpRequest, slug: str) -> HttpResponse:
+def generation_new(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="generate")
     names = [v.name for v in model_versions_list(kind=ModelKind.POLICY)]
     # "Sample the next round" from a training job arrives with its model chosen.
@@ -84,7 +85,7 @@ def generation_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require("generate")
-def outputs_import(request: HttpRequest, slug: str) -> HttpResponse:
+def outputs_import(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="generate")
     form = OutputsImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -15,10 +16,11 @@ from annotations.roles import require
 from annotations.selectors.access import export_get_for_user, project_get_for_user
 from annotations.selectors.exports import export_labeler_choices, exports_for_project
 from annotations.services.exports import export_create, export_delete
+from annotations.users import AuthedRequest
 
 
 @require("export")
-def export_list(request: HttpRequest, slug: str) -> HttpResponse:
+def export_list(request: AuthedRequest, slug: str) -> HttpResponse:
     """GET: the snapshots and the form; POST: start an export job and go to its page."""
     project = project_get_for_user(user=request.user, slug=slug, action="export")
     form = ExportForm(request.POST or None, labeler_choices=export_labeler_choices())
@@ -44,7 +46,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require("export")
-def export_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def export_detail(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     export = export_get_for_user(user=request.user, slug=slug, pk=pk)
     card = ""
     if export.ready:
@@ -52,7 +54,7 @@ def export_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return render(request, "exports/detail.html", {"export": export, "card": card})
 
 
-def snapshot_download(export: DatasetExport, name: str | None) -> HttpResponse:
+def snapshot_download(export: DatasetExport, name: str | None) -> HttpResponseBase:
     """One file of a ready snapshot (?file=train.jsonl) or the whole snapshot as a zip."""
     if not export.ready:
         raise Http404("This export is not finished.")
@@ -71,14 +73,14 @@ def snapshot_download(export: DatasetExport, name: str | None) -> HttpResponse:
 
 
 @require("export")
-def export_download(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def export_download(request: AuthedRequest, slug: str, pk: int) -> HttpResponseBase:
     export = export_get_for_user(user=request.user, slug=slug, pk=pk)
     return snapshot_download(export, request.GET.get("file"))
 
 
 @require_POST
 @require("export")
-def export_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def export_remove(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     export = export_get_for_user(user=request.user, slug=slug, pk=pk)
     try:
         export_delete(export=export)

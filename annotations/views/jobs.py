@@ -1,7 +1,7 @@
 """Job pages: a progress fragment that polls while the job runs and stops when it ends."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -9,17 +9,18 @@ from annotations.errors import ApplicationError
 from annotations.roles import require
 from annotations.selectors.access import job_get_for_user, jobs_for_user
 from annotations.services.jobs import job_request_cancel, job_rerun
+from annotations.users import AuthedRequest
 
 HTMX_STOP_POLLING = 286
 
 
 @require("view_jobs")
-def job_list(request: HttpRequest) -> HttpResponse:
+def job_list(request: AuthedRequest) -> HttpResponse:
     return render(request, "jobs/list.html", {"jobs": jobs_for_user(user=request.user)[:200]})
 
 
 @require("view_jobs")
-def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def job_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     job = job_get_for_user(user=request.user, pk=pk)
     if request.htmx:
         response = render(request, "jobs/detail.html#progress", {"job": job})
@@ -32,7 +33,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @require("view_jobs")
-def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def job_cancel(request: AuthedRequest, pk: int) -> HttpResponse:
     job = job_get_for_user(user=request.user, pk=pk)
     try:
         job_request_cancel(job=job)
@@ -45,7 +46,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @require("import_prompts")
-def job_rerun_skipping(request: HttpRequest, pk: int) -> HttpResponse:
+def job_rerun_skipping(request: AuthedRequest, pk: int) -> HttpResponse:
     job = job_get_for_user(user=request.user, pk=pk)
     try:
         new = job_rerun(job=job, user=request.user, params={"skip_invalid": True})

@@ -4,7 +4,7 @@ prompt writing), skip; and the admin's work page (leases, priorities, queueing).
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -49,12 +49,13 @@ from annotations.services.work_admin import (
     prompt_writing_queue,
     work_priorities_update,
 )
+from annotations.users import AuthedRequest
 
 NOTHING_WAITING = "Nothing waiting — check back later."
 
 
 @require("label")
-def labeler_home(request: HttpRequest) -> HttpResponse:
+def labeler_home(request: AuthedRequest) -> HttpResponse:
     user = request.user
     context = {
         "open_work": labeler_open_work(labeler=user),
@@ -66,14 +67,14 @@ def labeler_home(request: HttpRequest) -> HttpResponse:
     return render(request, "labeler/home.html", context)
 
 
-def _kinds(request: HttpRequest) -> tuple[str, list[str]]:
+def _kinds(request: AuthedRequest) -> tuple[str, list[str]]:
     kind = request.POST.get("work_kind") or request.GET.get("work_kind") or ""
     if kind in LABELER_KINDS:
         return kind, [kind]
     return "", list(LABELER_KINDS)
 
 
-def _go_next(request: HttpRequest, project: Project) -> HttpResponse:
+def _go_next(request: AuthedRequest, project: Project) -> HttpResponse:
     kind, kinds = _kinds(request)
     claim = task_claim_next(labeler=request.user, project=project, kinds=kinds)
     if claim is None:
@@ -85,13 +86,13 @@ def _go_next(request: HttpRequest, project: Project) -> HttpResponse:
 
 @require("label")
 @require_POST
-def task_next(request: HttpRequest, slug: str) -> HttpResponse:
+def task_next(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="label")
     return _go_next(request, project)
 
 
 @require("label")
-def task_page(request: HttpRequest, token: str) -> HttpResponse:
+def task_page(request: AuthedRequest, token: str) -> HttpResponse:
     assignment = assignment_get_for_user(user=request.user, token=token)
     if assignment.item.kind == WorkKind.RANKING:
         return redirect("ranking_page", token=assignment.token)
@@ -105,7 +106,7 @@ def task_page(request: HttpRequest, token: str) -> HttpResponse:
     return handler(request, assignment)
 
 
-def _task_context(request: HttpRequest, assignment: Assignment, **extra: Any) -> dict[str, Any]:
+def _task_context(request: AuthedRequest, assignment: Assignment, **extra: Any) -> dict[str, Any]:
     kind, _ = _kinds(request)
     return {
         "assignment": assignment,
@@ -117,7 +118,7 @@ def _task_context(request: HttpRequest, assignment: Assignment, **extra: Any) ->
     }
 
 
-def _demonstration_page(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+def _demonstration_page(request: AuthedRequest, assignment: Assignment) -> HttpResponse:
     project = assignment.item.project
     schema = label_schema_current(project=project)
     form = DemonstrationForm(request.POST or None)
@@ -153,7 +154,7 @@ def _demonstration_page(request: HttpRequest, assignment: Assignment) -> HttpRes
     return render(request, "labeler/demonstration.html", context)
 
 
-def _annotation_page(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+def _annotation_page(request: AuthedRequest, assignment: Assignment) -> HttpResponse:
     project = assignment.item.project
     schema = label_schema_current(project=project)
     annotation = AnnotationForm(request.POST or None, config=schema.config)
@@ -171,7 +172,7 @@ def _annotation_page(request: HttpRequest, assignment: Assignment) -> HttpRespon
     return render(request, "labeler/annotation.html", context)
 
 
-def _writing_page(request: HttpRequest, assignment: Assignment) -> HttpResponse:
+def _writing_page(request: AuthedRequest, assignment: Assignment) -> HttpResponse:
     form = PromptWritingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -195,7 +196,7 @@ def _writing_page(request: HttpRequest, assignment: Assignment) -> HttpResponse:
 
 @require("label")
 @require_POST
-def task_skip(request: HttpRequest, token: str) -> HttpResponse:
+def task_skip(request: AuthedRequest, token: str) -> HttpResponse:
     assignment = assignment_get_for_user(user=request.user, token=token)
     form = SkipForm(request.POST)
     try:
@@ -209,7 +210,7 @@ def task_skip(request: HttpRequest, token: str) -> HttpResponse:
     return _go_next(request, assignment.item.project)
 
 
-def _work_admin_render(request: HttpRequest, project: Project, **forms: Any) -> HttpResponse:
+def _work_admin_render(request: AuthedRequest, project: Project, **forms: Any) -> HttpResponse:
     context = {
         "project": project,
         "leases": leases_live(project=project),
@@ -226,20 +227,20 @@ def _work_admin_render(request: HttpRequest, project: Project, **forms: Any) -> 
 
 
 @require("manage")
-def work_overview(request: HttpRequest) -> HttpResponse:
+def work_overview(request: AuthedRequest) -> HttpResponse:
     projects = projects_for_user(user=request.user)
     return render(request, "labeler/work_overview.html", {"projects": projects})
 
 
 @require("manage")
-def work_admin(request: HttpRequest, slug: str) -> HttpResponse:
+def work_admin(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     return _work_admin_render(request, project)
 
 
 @require("manage")
 @require_POST
-def work_queue_prompts(request: HttpRequest, slug: str) -> HttpResponse:
+def work_queue_prompts(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     form = QueuePromptsForm(request.POST)
     if form.is_valid():
@@ -255,7 +256,7 @@ def work_queue_prompts(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require("manage")
 @require_POST
-def work_queue_writing(request: HttpRequest, slug: str) -> HttpResponse:
+def work_queue_writing(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     form = QueueWritingForm(request.POST)
     if form.is_valid():
@@ -267,7 +268,7 @@ def work_queue_writing(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require("manage")
 @require_POST
-def work_priorities(request: HttpRequest, slug: str) -> HttpResponse:
+def work_priorities(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     form = PrioritiesForm(request.POST, priorities=project.work_priorities or {})
     if form.is_valid():
@@ -283,7 +284,7 @@ def work_priorities(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require("manage")
 @require_POST
-def lease_release(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def lease_release(request: AuthedRequest, slug: str, pk: int) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     assignment = lease_get_for_user(user=request.user, project=project, pk=pk)
     assignment_release(assignment=assignment)

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
@@ -12,17 +12,18 @@ from annotations.selectors.access import jobs_for_user, project_get_for_user, pr
 from annotations.selectors.projects import label_schema_current, project_prompt_counts
 from annotations.selectors.quality import project_quality
 from annotations.services.projects import project_create, project_update
+from annotations.users import AuthedRequest
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthedRequest) -> HttpResponse:
     projects = projects_for_user(user=request.user)
     jobs = jobs_for_user(user=request.user)[:10]
     return render(request, "projects/home.html", {"projects": projects, "jobs": jobs})
 
 
 @login_required
-def project_list(request: HttpRequest) -> HttpResponse:
+def project_list(request: AuthedRequest) -> HttpResponse:
     return render(request, "projects/list.html", {"projects": projects_for_user(user=request.user)})
 
 
@@ -35,7 +36,7 @@ def _form_errors_from(form: ProjectForm, exc: ApplicationError) -> None:
 
 
 @require("manage")
-def project_new(request: HttpRequest) -> HttpResponse:
+def project_new(request: AuthedRequest) -> HttpResponse:
     form = ProjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -49,7 +50,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
 
 
 @require("manage")
-def project_edit(request: HttpRequest, slug: str) -> HttpResponse:
+def project_edit(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="manage")
     form = ProjectForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
@@ -64,7 +65,7 @@ def project_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def project_detail(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug)
     context = {
         "project": project,
@@ -77,13 +78,13 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
-def project_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
+def project_guidelines(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug)
     return render(request, "projects/guidelines.html", {"project": project})
 
 
 @require("view_jobs")
-def project_quality_page(request: HttpRequest, slug: str) -> HttpResponse:
+def project_quality_page(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="view_jobs")
     raw_days = request.GET.get("days", "14")
     days = min(max(int(raw_days), 1), 90) if raw_days.isascii() and raw_days.isdigit() else 14

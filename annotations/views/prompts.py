@@ -1,7 +1,7 @@
 """Prompt pages for admins and engineers: the list with active search, and the upload."""
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
@@ -11,12 +11,13 @@ from annotations.roles import require
 from annotations.selectors.access import project_get_for_user
 from annotations.selectors.projects import prompts_search
 from annotations.services.prompts import prompt_import_start, prompt_upload_store
+from annotations.users import AuthedRequest
 
 PAGE_SIZE = 50
 
 
 @require("view_jobs")
-def prompt_list(request: HttpRequest, slug: str) -> HttpResponse:
+def prompt_list(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="view_jobs")
     query = request.GET.get("q", "")
     split = request.GET.get("split", "")
@@ -31,7 +32,7 @@ def prompt_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require("import_prompts")
-def prompt_import(request: HttpRequest, slug: str) -> HttpResponse:
+def prompt_import(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="import_prompts")
     form = PromptImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -25,6 +25,7 @@ from annotations.selectors.rankings import (
 )
 from annotations.services.queue import assignment_skip, task_claim_next
 from annotations.services.rankings import ranking_draft_save, ranking_submit
+from annotations.users import AuthedRequest
 
 RATING_KEY = re.compile(r"^(likert|notes)-(\d+)$|^f-(\d+)-(\w+)$")
 
@@ -40,7 +41,8 @@ def answer_from_post(post: QueryDict) -> RankingAnswer:
             code=ErrorCode.INVALID_RANKING,
         ) from exc
     ratings: dict[str, dict[str, Any]] = {}
-    for key, value in post.items():
+    for key in post:
+        value = post.get(key, "")
         match = RATING_KEY.match(key)
         if match is None or value == "":
             continue
@@ -62,7 +64,7 @@ def answer_from_post(post: QueryDict) -> RankingAnswer:
     )
 
 
-def _claim_and_go(request: HttpRequest, project: Any) -> HttpResponse:
+def _claim_and_go(request: AuthedRequest, project: Any) -> HttpResponse:
     claim = task_claim_next(labeler=request.user, project=project, kinds=[WorkKind.RANKING])
     if claim is None:
         messages.info(request, "No comparisons are waiting for you in this project.")
@@ -71,7 +73,7 @@ def _claim_and_go(request: HttpRequest, project: Any) -> HttpResponse:
 
 
 @require("label")
-def ranking_start(request: HttpRequest, slug: str) -> HttpResponse:
+def ranking_start(request: AuthedRequest, slug: str) -> HttpResponse:
     project = project_get_for_user(user=request.user, slug=slug, action="label")
     if request.method == "POST":
         return _claim_and_go(request, project)
@@ -79,7 +81,7 @@ def ranking_start(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "ranking/start.html", {"project": project, "recent": recent})
 
 
-def _render(request: HttpRequest, context: Any, answer: Any = None, **extra: Any) -> HttpResponse:
+def _render(request: AuthedRequest, context: Any, answer: Any = None, **extra: Any) -> HttpResponse:
     page = ranking_workspace(context=context, answer=answer)
     page["groups_json"] = json.dumps(page["answer"].groups)
     page.update(extra)
@@ -89,7 +91,7 @@ def _render(request: HttpRequest, context: Any, answer: Any = None, **extra: Any
 
 
 @require("label")
-def ranking_page(request: HttpRequest, token: str) -> HttpResponse:
+def ranking_page(request: AuthedRequest, token: str) -> HttpResponse:
     assignment = ranking_assignment_get_for_user(user=request.user, token=token)
     if request.method != "POST":
         return _render(request, ranking_context(assignment=assignment))
@@ -98,15 +100,7 @@ def ranking_page(request: HttpRequest, token: str) -> HttpResponse:
     except ApplicationError as exc:
         return _render(request, ranking_context(assignment=assignment), error=exc)
     try:
-        ranking = ranking_submit(
-            assignment=assignment,
-            labeler=request.user,
-            groups=answer.groups,
-            ratings=answer.ratings,
-            none_acceptable=answer.none_acceptable,
-            notes=answer.notes,
-            time_spent_ms=answer.time_spent_ms,
-        )
+        ranking = ranking_submit(assignment=assignment, labeler=request.user, answer=answer)
     except ApplicationError as exc:
         return _render(request, ranking_context(assignment=assignment), answer, error=exc)
     messages.success(
@@ -119,20 +113,12 @@ def ranking_page(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 @require("label")
-def ranking_draft(request: HttpRequest, token: str) -> HttpResponse:
+def ranking_draft(request: AuthedRequest, token: str) -> HttpResponse:
     """Autosave: 204 when the draft is stored, else the one error shape as JSON."""
     assignment = ranking_assignment_get_for_user(user=request.user, token=token)
     try:
         answer = answer_from_post(request.POST)
-        ranking_draft_save(
-            assignment=assignment,
-            labeler=request.user,
-            groups=answer.groups,
-            ratings=answer.ratings,
-            none_acceptable=answer.none_acceptable,
-            notes=answer.notes,
-            time_spent_ms=answer.time_spent_ms,
-        )
+        ranking_draft_save(assignment=assignment, labeler=request.user, answer=answer)
     except ApplicationError as exc:
         return JsonResponse(exc.as_dict(), status=exc.status_code)
     return HttpResponse(status=204)
@@ -140,7 +126,7 @@ def ranking_draft(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 @require("label")
-def ranking_skip(request: HttpRequest, token: str) -> HttpResponse:
+def ranking_skip(request: AuthedRequest, token: str) -> HttpResponse:
     assignment = ranking_assignment_get_for_user(user=request.user, token=token)
     try:
         assignment_skip(

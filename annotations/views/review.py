@@ -1,7 +1,7 @@
 """Review pages: the queue of submitted demonstrations and one demonstration's review."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from annotations.errors import ApplicationError
@@ -10,16 +10,17 @@ from annotations.roles import require
 from annotations.selectors.access import demonstration_get_for_user
 from annotations.selectors.labeler import demonstrations_for_review
 from annotations.services.reviews import demonstration_review
+from annotations.users import AuthedRequest
 
 
 @require("review")
-def review_list(request: HttpRequest) -> HttpResponse:
+def review_list(request: AuthedRequest) -> HttpResponse:
     waiting = demonstrations_for_review(reviewer=request.user)
     return render(request, "review/list.html", {"waiting": waiting})
 
 
 @require("review")
-def review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def review_detail(request: AuthedRequest, pk: int) -> HttpResponse:
     demonstration = demonstration_get_for_user(user=request.user, pk=pk)
     form = ReviewForm(request.POST or None, initial={"text": demonstration.text})
     if request.method == "POST" and form.is_valid():

@@ -1,4 +1,5 @@
 import secrets
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -16,7 +17,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--password", help="default: a generated one, printed once")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         users = get_user_model()
         if users.objects.filter(username=options["username"]).exists():
             raise CommandError(f"User {options['username']!r} exists already.")

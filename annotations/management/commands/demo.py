@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from annotations.demo import demo_load
@@ -6,7 +8,7 @@ from annotations.demo import demo_load
 class Command(BaseCommand):
     help = "Load the demo project, prompts and one user per role (idempotent)."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         result = demo_load()
         if result["prompts"]:
             self.stdout.write(

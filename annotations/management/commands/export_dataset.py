@@ -68,6 +68,7 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        assert export.job_id is not None, "export_create makes the export's job"
         if export_run(job_id=export.job_id) is None:
             raise CommandError("The export was cancelled.")
         export.refresh_from_db()
