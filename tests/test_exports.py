@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotations.errors import ApplicationError
+from annotations.exports import ranking_rows
 from annotations.exports import rows as export_rows
 from annotations.models import (
     CustomerSplit,
@@ -355,7 +356,7 @@ def test_versions_count_up_per_kind_and_snapshots_are_separate_folders(data):
 def test_an_error_mid_write_leaves_no_file_and_nothing_ready(data, monkeypatch):
     monkeypatch.setattr(export_rows, "CHUNK_SIZE", 2)
     monkeypatch.setattr("annotations.services.exports.CHUNK_SIZE", 2)
-    original = export_rows._pair_rows
+    original = ranking_rows._pair_rows
     calls = {"n": 0}
 
     def failing(rows, answers, completions):
@@ -364,7 +365,7 @@ def test_an_error_mid_write_leaves_no_file_and_nothing_ready(data, monkeypatch):
             raise RuntimeError("disk full")
         original(rows, answers, completions)
 
-    monkeypatch.setattr(export_rows, "_pair_rows", failing)
+    monkeypatch.setattr(ranking_rows, "_pair_rows", failing)
     export = export_create(
         project=data.project, user=None, kind="rm_pairs", format="jsonl", filters={}
     )

@@ -4,6 +4,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from django.db.models import Q
+
 from annotations.errors import ApplicationError, ErrorCode
 from annotations.models.jobs import ExportKind
 from annotations.models.projects import Split
@@ -112,3 +114,21 @@ def _integer(value: Any) -> int:
         raise ApplicationError(
             f"Labeler id {value!r} is not a number.", code=ErrorCode.INVALID_FILTERS
         ) from None
+
+
+def prompt_q(filters: ExportFilters, prefix: str) -> Q:
+    q = Q()
+    if filters.splits:
+        q &= Q(**{f"{prefix}split__in": filters.splits})
+    if filters.sources:
+        q &= Q(**{f"{prefix}source__in": filters.sources})
+    return q
+
+
+def dates_q(filters: ExportFilters, name: str) -> Q:
+    q = Q()
+    if filters.date_from:
+        q &= Q(**{f"{name}__date__gte": filters.date_from})
+    if filters.date_to:
+        q &= Q(**{f"{name}__date__lte": filters.date_to})
+    return q

@@ -10,10 +10,17 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Model
 from rest_framework.authtoken.models import Token
 
 from annotations.hotpath.portable import Claim, DemonstrationWrite, PortableHotPath, RankingRows
+from annotations.hotpath.statements import (
+    columns,
+    fetch_one,
+    insert_values,
+    instance,
+    params_of,
+    sql_named,
+)
 from annotations.models import (
     Assignment,
     ComparisonTask,
@@ -31,83 +38,6 @@ from annotations.models.work import REUSABLE_STATES, AssignmentState
 from annotations.roles import roles_remember
 from annotations.users import User
 
-
-def _columns(model: type[Model], alias: str) -> str:
-    """`alias.col, ...` for every concrete field of the model, in field order."""
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
-
-
-@cache
-def _converters(model: type[Model]) -> tuple[list[str], list[tuple[int, list, Any]]]:
-    attnames, converters = [], []
-    for index, field in enumerate(model._meta.concrete_fields):
-        attnames.append(field.attname)
-        col = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-        if found:
-            converters.append((index, found, col))
-    return attnames, converters
-
-
-def _instance(model: type[Model], row: Any, start: int = 0) -> tuple[Any, int]:
-    """The instance whose columns (as `_columns` lists them) begin at row[start], or None when
-    its primary key is NULL (an outer join that found nothing); and the next offset. The ORM's
-    own converters apply, as they would to a queryset's rows."""
-    attnames, converters = _converters(model)
-    end = start + len(attnames)
-    values = list(row[start:end])
-    if values[0] is None:
-        return None, end
-    for index, found, col in converters:
-        for convert in found:
-            values[index] = convert(values[index], col, connection)
-    return model.from_db(connection.alias, attnames, values), end
-
-
-def _fetch_one(sql: str, params: Any) -> Any:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-
-
-def _insert_values(model: type[Model], values: dict[str, str]) -> tuple[str, str]:
-    """(`"col", ...`, `expr, ...`) for an INSERT of every concrete field but the primary key:
-    `values` names the SQL expression of some attnames; every other field takes the named
-    parameter %(attname)s, cast to its column type."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    names = ", ".join(f'"{f.column}"' for f in fields)
-    exprs = ", ".join(
-        values.get(f.attname, f"%({f.attname})s::{f.db_type(connection)}") for f in fields
-    )
-    return names, exprs
-
-
-def _params(obj: Model, *, add: bool = True) -> dict[str, Any]:
-    """Every concrete field of `obj` as a statement parameter, as the ORM would save it."""
-    return {
-        f.attname: f.get_db_prep_save(f.pre_save(obj, add), connection)
-        for f in obj._meta.concrete_fields
-        if not f.primary_key
-    }
-
-
-def _sql_named(compiled: tuple[str, tuple[Any, ...]], names: dict[Any, str]) -> tuple[str, dict]:
-    """A compiled queryset's SQL with its `%s` placeholders named: a parameter equal to a key of
-    `names` becomes that name; every other one a constant parameter c0, c1, ..."""
-    sql, params = compiled
-    pieces = sql.split("%s")
-    out, constants = [pieces[0]], dict[str, Any]()
-    for param, piece in zip(params, pieces[1:], strict=True):
-        if param in names:
-            out.append(f"%({names[param]})s")
-        else:
-            key = f"c{len(constants)}"
-            constants[key] = param
-            out.append(f"%({key})s")
-        out.append(piece)
-    return "".join(out), constants
-
-
 _LABELER, _PROJECT, _KIND = -7_000_001, -7_000_002, "\x1fkind"
 
 
@@ -117,7 +47,7 @@ def _claim_sql() -> tuple[str, dict[str, Any]]:
     `claimable_by`) is locked SKIP LOCKED, the labeler's assignment inserted or, after an expiry
     or a release, reused, and the item's lease counter bumped; the assignment comes back with
     its item and prompt. A claimer that waited on the row re-checks the rule's counters."""
-    candidate, constants = _sql_named(
+    candidate, constants = sql_named(
         WorkItem.objects.claimable_by(labeler_id=_LABELER)
         .filter(project_id=_PROJECT, kind=_KIND)
         .order_by("-priority", "id")
@@ -125,7 +55,7 @@ def _claim_sql() -> tuple[str, dict[str, Any]]:
         .query.sql_with_params(),
         {_LABELER: "labeler_id", _PROJECT: "project", _KIND: "kind"},
     )
-    names, exprs = _insert_values(Assignment, {"item_id": "candidate.id"})
+    names, exprs = insert_values(Assignment, {"item_id": "candidate.id"})
     reuse = ", ".join(
         f'"{f.column}" = EXCLUDED."{f.column}"'
         for f in Assignment._meta.concrete_fields
@@ -143,7 +73,7 @@ leased AS (
     FROM leased WHERE w.id = leased.item_id
     RETURNING w.*
 )
-SELECT {_columns(Assignment, "leased")}, {_columns(WorkItem, "bumped")}, {_columns(Prompt, "p")}
+SELECT {columns(Assignment, "leased")}, {columns(WorkItem, "bumped")}, {columns(Prompt, "p")}
 FROM leased JOIN bumped ON bumped.id = leased.item_id
 LEFT JOIN annotations_prompt p ON p.id = bumped.prompt_id
 """  # noqa: S608 (names from the models and the ORM's compiled SQL)
@@ -166,7 +96,7 @@ SELECT (
 """  # noqa: S608 (a state name from the models)
 
 _TASK_SQL = f"""
-SELECT {_columns(Assignment, "a")}, {_columns(WorkItem, "w")}, {_columns(Prompt, "p")}
+SELECT {columns(Assignment, "a")}, {columns(WorkItem, "w")}, {columns(Prompt, "p")}
 FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
 LEFT JOIN annotations_prompt p ON p.id = w.prompt_id
 WHERE a.id = %s
@@ -174,15 +104,15 @@ WHERE a.id = %s
 
 
 def _task_from_row(row: Any) -> Assignment:
-    assignment, end = _instance(Assignment, row)
-    item, end = _instance(WorkItem, row, end)
-    item.prompt = _instance(Prompt, row, end)[0]
+    assignment, end = instance(Assignment, row)
+    item, end = instance(WorkItem, row, end)
+    item.prompt = instance(Prompt, row, end)[0]
     assignment.item = item
     return assignment
 
 
 _FIND_SQL = f"""
-SELECT {_columns(Assignment, "a")}, {_columns(WorkItem, "w")}, {_columns(Project, "pr")}
+SELECT {columns(Assignment, "a")}, {columns(WorkItem, "w")}, {columns(Project, "pr")}
 FROM annotations_assignment a JOIN annotations_workitem w ON w.id = a.item_id
 JOIN annotations_project pr ON pr.id = w.project_id
 WHERE a.token = %(token)s AND a.labeler_id = %(labeler)s
@@ -190,7 +120,7 @@ WHERE a.token = %(token)s AND a.labeler_id = %(labeler)s
 """  # noqa: S608 (column lists from the models)
 
 _DEMONSTRATION_CONTEXT_SQL = f"""
-SELECT {_columns(LabelSchema, "s")}, {_columns(Demonstration, "d")}
+SELECT {columns(LabelSchema, "s")}, {columns(Demonstration, "d")}
 FROM annotations_labelschema s
 LEFT JOIN annotations_demonstration d ON d.prompt_id = %(prompt)s AND d.labeler_id = %(labeler)s
 WHERE s.project_id = %(project)s
@@ -217,8 +147,8 @@ def _submit_sql() -> str:
     """Complete a live lease and count it on its item, store the prompt annotation and the
     demonstration (a draft becomes the submission, keeping its time on task), in one statement.
     Nothing comes back when the lease or the draft stopped being one: the caller rolls back."""
-    annotation_names, annotation_exprs = _insert_values(PromptAnnotation, {})
-    demonstration_names, demonstration_exprs = _insert_values(Demonstration, {})
+    annotation_names, annotation_exprs = insert_values(PromptAnnotation, {})
+    demonstration_names, demonstration_exprs = insert_values(Demonstration, {})
     return f"""
 WITH {_COMPLETE}, annotated AS (
     INSERT INTO annotations_promptannotation ({annotation_names})
@@ -235,15 +165,15 @@ WITH {_COMPLETE}, annotated AS (
     WHERE d.state = '{DemonstrationState.DRAFT}'
     RETURNING d.*
 )
-SELECT {_columns(Demonstration, "written")} FROM written
+SELECT {columns(Demonstration, "written")} FROM written
 """  # noqa: S608 (names from the models)
 
 
 @cache
 def _ranking_sql() -> str:
     return f"""
-SELECT {_columns(ComparisonTask, "t")}, {_columns(Prompt, "p")}, {_columns(LabelSchema, "s")},
-       {_columns(Ranking, "r")}
+SELECT {columns(ComparisonTask, "t")}, {columns(Prompt, "p")}, {columns(LabelSchema, "s")},
+       {columns(Ranking, "r")}
 FROM annotations_comparisontask t
 JOIN annotations_prompt p ON p.id = t.prompt_id
 LEFT JOIN annotations_ranking r ON r.task_id = t.id AND r.labeler_id = %(labeler)s
@@ -256,29 +186,29 @@ WHERE t.id = %(task)s
 
 _LOCK_SQL = f"SELECT 1 FROM {get_user_model()._meta.db_table} WHERE id = %s FOR UPDATE"  # noqa: S608
 _COMPLETIONS_SQL = (
-    f"SELECT {_columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
+    f"SELECT {columns(Completion, 'c')} FROM annotations_completion c "  # noqa: S608
     "WHERE c.comparison_id = %s ORDER BY c.position"
 )
 
 
 _TOKEN_SQL = f"""
-SELECT {_columns(get_user_model(), "u")}, t.created,
+SELECT {columns(get_user_model(), "u")}, t.created,
        ARRAY(SELECT g.name FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id
              WHERE ug.user_id = u.id)
 FROM authtoken_token t JOIN {get_user_model()._meta.db_table} u ON u.id = t.user_id
 WHERE t.key = %s
 """  # noqa: S608 (column lists from the models)
-_PROJECT_SQL = f"SELECT {_columns(Project, 'p')} FROM annotations_project p WHERE p.slug = %s"  # noqa: S608
+_PROJECT_SQL = f"SELECT {columns(Project, 'p')} FROM annotations_project p WHERE p.slug = %s"  # noqa: S608
 
 
 class PostgresHotPath(PortableHotPath):
     """`PortableHotPath`'s operations as hand-written statements."""
 
     def token_user(self, *, key: str) -> tuple[Any, Token] | None:
-        row = _fetch_one(_TOKEN_SQL, [key])
+        row = fetch_one(_TOKEN_SQL, [key])
         if row is None:
             return None
-        user, end = _instance(get_user_model(), row)
+        user, end = instance(get_user_model(), row)
         roles_remember(user, row[end + 1])
         token = Token.from_db(
             connection.alias, ["key", "user_id", "created"], [key, user.pk, row[end]]
@@ -287,11 +217,11 @@ class PostgresHotPath(PortableHotPath):
         return user, token
 
     def project_by_slug(self, *, slug: str) -> Project | None:
-        row = _fetch_one(_PROJECT_SQL, [slug])
-        return None if row is None else _instance(Project, row)[0]
+        row = fetch_one(_PROJECT_SQL, [slug])
+        return None if row is None else instance(Project, row)[0]
 
     def labeler_lock(self, *, labeler_id: int) -> None:
-        _fetch_one(_LOCK_SQL, [labeler_id])
+        fetch_one(_LOCK_SQL, [labeler_id])
 
     def claim(
         self, *, labeler: User, project: Project, kinds: list[str], now: datetime, expires: datetime
@@ -303,9 +233,9 @@ class PostgresHotPath(PortableHotPath):
             "kinds": kinds,
             "now": now,
         }
-        live_id, open_kinds = _fetch_one(_LIVE_AND_OPEN_KINDS, params)
+        live_id, open_kinds = fetch_one(_LIVE_AND_OPEN_KINDS, params)
         if live_id is not None:
-            return Claim(assignment=_task_from_row(_fetch_one(_TASK_SQL, [live_id])), resumed=True)
+            return Claim(assignment=_task_from_row(fetch_one(_TASK_SQL, [live_id])), resumed=True)
         sql, constants = _claim_sql()
         for kind in [k for k in kinds if k in open_kinds]:
             lease = Assignment(
@@ -315,9 +245,9 @@ class PostgresHotPath(PortableHotPath):
                 leased_at=now,
                 expires_at=expires,
             )
-            row = _fetch_one(
+            row = fetch_one(
                 sql,
-                {**constants, **_params(lease), "project": project.pk, "kind": kind},
+                {**constants, **params_of(lease), "project": project.pk, "kind": kind},
             )
             if row is not None:
                 return Claim(assignment=_task_from_row(row), resumed=False)
@@ -326,19 +256,19 @@ class PostgresHotPath(PortableHotPath):
     def assignment_find(
         self, *, labeler_id: int, token: Any, kind: str | None = None
     ) -> Assignment | None:
-        row = _fetch_one(_FIND_SQL, {"token": token, "labeler": labeler_id, "kind": kind})
+        row = fetch_one(_FIND_SQL, {"token": token, "labeler": labeler_id, "kind": kind})
         if row is None:
             return None
-        assignment, end = _instance(Assignment, row)
-        item, end = _instance(WorkItem, row, end)
-        item.project = _instance(Project, row, end)[0]
+        assignment, end = instance(Assignment, row)
+        item, end = instance(WorkItem, row, end)
+        item.project = instance(Project, row, end)[0]
         assignment.item = item
         return assignment
 
     def demonstration_context(
         self, *, assignment: Assignment
     ) -> tuple[LabelSchema, Demonstration | None]:
-        row = _fetch_one(
+        row = fetch_one(
             _DEMONSTRATION_CONTEXT_SQL,
             {
                 "project": assignment.item.project_id,
@@ -346,8 +276,8 @@ class PostgresHotPath(PortableHotPath):
                 "labeler": assignment.labeler_id,
             },
         )
-        schema, end = _instance(LabelSchema, row)
-        return schema, _instance(Demonstration, row, end)[0]
+        schema, end = instance(LabelSchema, row)
+        return schema, instance(Demonstration, row, end)[0]
 
     def demonstration_submit_leased(self, *, write: DemonstrationWrite) -> Demonstration | None:
         if write.existing is not None and write.existing.state != DemonstrationState.DRAFT:
@@ -368,28 +298,28 @@ class PostgresHotPath(PortableHotPath):
             submitted_at=write.now,
         )
         # The two rows share some parameter names, with equal values (prompt, labeler, times).
-        params = {**_params(annotation), **_params(demonstration)}
+        params = {**params_of(annotation), **params_of(demonstration)}
         params.update(assignment=write.assignment.pk, now=write.now)
-        row = _fetch_one(_submit_sql(), params)
-        return None if row is None else _instance(Demonstration, row)[0]
+        row = fetch_one(_submit_sql(), params)
+        return None if row is None else instance(Demonstration, row)[0]
 
     def lease_complete(self, *, assignment: Assignment, now: datetime) -> bool:
-        return bool(_fetch_one(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now})[0])
+        return bool(fetch_one(_COMPLETE_SQL, {"assignment": assignment.pk, "now": now})[0])
 
     def ranking_rows(self, *, assignment: Assignment) -> RankingRows:
-        row = _fetch_one(
+        row = fetch_one(
             _ranking_sql(),
             {"task": assignment.item.comparison_pk, "labeler": assignment.labeler_id},
         )
-        task, end = _instance(ComparisonTask, row)
-        task.prompt, end = _instance(Prompt, row, end)
-        schema, end = _instance(LabelSchema, row, end)
-        return RankingRows(task=task, schema=schema, ranking=_instance(Ranking, row, end)[0])
+        task, end = instance(ComparisonTask, row)
+        task.prompt, end = instance(Prompt, row, end)
+        schema, end = instance(LabelSchema, row, end)
+        return RankingRows(task=task, schema=schema, ranking=instance(Ranking, row, end)[0])
 
     def completions(self, *, task: ComparisonTask) -> list[Completion]:
         with connection.cursor() as cursor:
             cursor.execute(_COMPLETIONS_SQL, [task.pk])
-            return [_instance(Completion, row)[0] for row in cursor.fetchall()]
+            return [instance(Completion, row)[0] for row in cursor.fetchall()]
 
 
 POSTGRES = PostgresHotPath()
