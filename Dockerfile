@@ -17,6 +17,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN DJANGO_SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db CELERY_BROKER_URL=memory:// \
+    LABELAPP_CACHE_URL=redis://build:6379/0 \
     python manage.py collectstatic --no-input
 
 EXPOSE 8000

@@ -5,6 +5,7 @@ from labelapp.settings.env import env_bool, env_int, env_str
 env_str("DJANGO_SECRET_KEY")  # fail at start, not at first request, when one is missing
 env_str("DATABASE_URL")
 env_str("CELERY_BROKER_URL")
+env_str("LABELAPP_CACHE_URL")  # roles are cached across processes: a shared cache
 
 from labelapp.settings.base import *  # noqa: E402,F403
 
