@@ -40,6 +40,11 @@ def ranking_pairs(groups: Groups) -> list[tuple[Any, Any]]:
     return pairs
 
 
+def ranking_ties(groups: Groups) -> list[tuple[Any, Any]]:
+    """Every two items that share a group, in group order: the ties ``ranking_pairs`` leaves out."""
+    return [pair for group in groups for pair in combinations(group, 2)]
+
+
 def _margins(rankings: Iterable[Groups]) -> tuple[list[Any], dict[tuple[Any, Any], int]]:
     wins: dict[tuple[Any, Any], int] = {}
     items: set[Any] = set()
