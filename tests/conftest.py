@@ -1,12 +1,14 @@
 """Fixtures: users per role, logged-in clients, token API clients, a project, labeled data, a
-real worker."""
+real worker; the Hypothesis profiles."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from annotations.models import Project
@@ -14,6 +16,13 @@ from annotations.roles import Role
 from tests.factories import LabeledData, ProjectFactory, UserFactory
 from tests.helpers import logged_in, token_client
 from tests.inference import models_dir, service  # noqa: F401  (shared fixtures)
+
+# "ci" (the default): the same examples on every run and no deadline, so that a slow shared
+# machine cannot fail a test. HYPOTHESIS_PROFILE=dev draws new examples on each run and keeps
+# the failing ones in .hypothesis/.
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
