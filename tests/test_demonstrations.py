@@ -24,7 +24,7 @@ def claim(labeler, project, kind="demonstration"):
 
 
 def test_draft_survives_and_accumulates_time(project, labeler):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     demonstration_draft_save(labeler=labeler, token=assignment.token, text="Hel", time_spent_ms=400)
     demonstration_draft_save(
@@ -40,7 +40,7 @@ def test_draft_survives_and_accumulates_time(project, labeler):
 
 
 def test_submit_twice_makes_one_demonstration(project, labeler):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     first, created = demonstration_submit(
         labeler=labeler, token=assignment.token, text="An answer", annotation=ANNOTATION
@@ -63,7 +63,7 @@ def test_submit_twice_makes_one_demonstration(project, labeler):
 def test_length_limit_refuses_and_keeps_the_draft(project, labeler):
     project.max_demonstration_chars = 10
     project.save()
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     with pytest.raises(ApplicationError, match="11 characters; this project allows 10"):
         demonstration_submit(
@@ -78,7 +78,7 @@ def test_length_limit_refuses_and_keeps_the_draft(project, labeler):
 
 
 def test_others_cannot_touch_my_task(project, labeler):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     other = UserFactory(roles=[Role.LABELER])
     with pytest.raises(ApplicationError, match="not yours"):
@@ -87,7 +87,7 @@ def test_others_cannot_touch_my_task(project, labeler):
 
 
 def test_prompt_annotation_task_is_idempotent(project, labeler):
-    WorkItemFactory.create_batch(1, project=project, kind="prompt_annotation")
+    WorkItemFactory(project=project, kind="prompt_annotation")
     assignment = claim(labeler, project, "prompt_annotation")
     assert prompt_annotation_submit(labeler=labeler, token=assignment.token, annotation=ANNOTATION)
     assert not prompt_annotation_submit(
@@ -158,7 +158,7 @@ def test_api_needs_a_token_and_the_label_role(project, engineer):
 def test_api_limit_message(project, labeler, labeler_api):
     project.max_demonstration_chars = 5
     project.save()
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     token = claim(labeler, project).token
     body = {"text": "too long text", "annotation": ANNOTATION}
     response = labeler_api.post(reverse("api_demonstration_submit", args=[token]), body, "json")

@@ -49,7 +49,7 @@ def test_next_write_draft_submit_and_next(project, labeler, labeler_client):
 def test_over_limit_shows_the_message_and_keeps_the_text(project, labeler, labeler_client):
     project.max_demonstration_chars = 5
     project.save()
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     response = labeler_client.post(url, {"text": "far too long", "category": "chat"})
     content = response.content.decode()
@@ -70,7 +70,7 @@ def test_prompt_is_escaped_and_whitespace_kept(project, labeler, labeler_client)
 
 
 def test_others_tasks_are_404(project, labeler, labeler_client):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     labeler_client.post(reverse("task_page", args=[token]), {"text": "secret", "action": "draft"})
     other = logged_in(UserFactory(roles=[Role.LABELER]))
@@ -82,7 +82,7 @@ def test_others_tasks_are_404(project, labeler, labeler_client):
 
 
 def test_skip_needs_a_reason(project, labeler, labeler_client):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     token = url.split("/")[-2]
     refused = labeler_client.post(reverse("task_skip", args=[token]), {"reason": " "}, follow=True)
@@ -92,7 +92,7 @@ def test_skip_needs_a_reason(project, labeler, labeler_client):
 
 
 def test_prompt_annotation_task(project, labeler, labeler_client):
-    WorkItemFactory.create_batch(1, project=project, kind="prompt_annotation")
+    WorkItemFactory(project=project, kind="prompt_annotation")
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     content = labeler_client.get(url).content.decode()
     assert "Asks for moral judgment" in content and "Only about public figures" in content
@@ -103,7 +103,7 @@ def test_prompt_annotation_task(project, labeler, labeler_client):
 
 
 def test_admin_sees_leases_and_releases_them(project, labeler, admin_client_):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     assignment = task_claim_next(labeler=labeler, project=project).assignment
     page = admin_client_.get(reverse("work_admin", args=[project.slug])).content.decode()
     assert labeler.username in page and "Release" in page
@@ -164,7 +164,7 @@ def test_draft_comes_back_after_the_lease_expired(project, labeler, labeler_clie
 
     from django.utils import timezone
 
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     labeler_client.post(url, {"text": "Yesterday's words", "action": "draft"})
     Assignment.objects.update(expires_at=timezone.now() - timedelta(hours=20))

@@ -19,7 +19,6 @@ from annotations.services.queue import (
     assignment_skip,
     leases_expire,
     task_claim_next,
-    work_items_create,
 )
 from tests.factories import ProjectFactory, UserFactory, WorkItemFactory
 from tests.helpers import real_queries, token_client
@@ -58,7 +57,7 @@ def test_claim_resume_submit_and_idempotence(project, labeler):
 
 @pytest.mark.django_db
 def test_required_labels_go_to_distinct_labelers(project):
-    WorkItemFactory.create_batch(1, project=project, required_labels=2)
+    WorkItemFactory(project=project, required_labels=2)
     a, b, c = (UserFactory(roles=[Role.LABELER]) for _ in range(3))
     assert submit(a, project) is not None
     assert submit(a, project) is None  # never the same item twice
@@ -69,7 +68,7 @@ def test_required_labels_go_to_distinct_labelers(project):
 
 @pytest.mark.django_db
 def test_skip_returns_item_to_others_not_to_the_skipper(project):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=a, project=project)
     with pytest.raises(ApplicationError, match="Say why"):
@@ -82,7 +81,7 @@ def test_skip_returns_item_to_others_not_to_the_skipper(project):
 
 @pytest.mark.django_db
 def test_expired_lease_returns_work(project):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=a, project=project)
     assert task_claim_next(labeler=b, project=project) is None
@@ -103,7 +102,7 @@ def test_expired_lease_returns_work(project):
 
 @pytest.mark.django_db
 def test_late_submit_accepted_while_item_still_needs_labels(project, labeler):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     claim = task_claim_next(labeler=labeler, project=project)
     Assignment.objects.filter(pk=claim.assignment.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
@@ -117,7 +116,7 @@ def test_late_submit_accepted_while_item_still_needs_labels(project, labeler):
 
 @pytest.mark.django_db
 def test_admin_release(project, labeler):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     claim = task_claim_next(labeler=labeler, project=project)
     assignment_release(assignment=claim.assignment)
     assert WorkItem.objects.get().active_leases == 0
@@ -127,12 +126,10 @@ def test_admin_release(project, labeler):
 
 @pytest.mark.django_db
 def test_kind_priorities(project, labeler):
-    WorkItemFactory.create_batch(1, project=project, kind="prompt_annotation")
-    demo_items = work_items_create(
-        project=project, kind="demonstration", prompts=[project.prompts.first()]
-    )
+    annotation = WorkItemFactory(project=project, kind="prompt_annotation")
+    demonstration = WorkItemFactory(project=project, prompt=annotation.prompt)
     claim = task_claim_next(labeler=labeler, project=project)
-    assert claim.assignment.item_id == demo_items[0].pk  # demonstrations outrank annotation
+    assert claim.assignment.item_id == demonstration.pk  # demonstrations outrank annotation
     only = task_claim_next(
         labeler=UserFactory(roles=[Role.LABELER]), project=project, kinds=["prompt_annotation"]
     )
@@ -235,7 +232,7 @@ def test_concurrent_double_submit_stores_one_demonstration():
     """Two submits of one live lease at once (a double click, a retry) make one demonstration,
     count the item once, and the second is told it was stored already."""
     project = ProjectFactory()
-    WorkItemFactory.create_batch(1, project=project, required_labels=2)
+    WorkItemFactory(project=project, required_labels=2)
     labeler = UserFactory(roles=[Role.LABELER])
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     results: list = []
@@ -273,7 +270,7 @@ def test_concurrent_double_submit_stores_one_demonstration():
 def test_concurrent_late_submits_count_once():
     """Two late submits of one expired assignment (a double click) count it once."""
     project = ProjectFactory()
-    WorkItemFactory.create_batch(1, project=project, required_labels=3)
+    WorkItemFactory(project=project, required_labels=3)
     labeler = UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=labeler, project=project)
     Assignment.objects.filter(pk=claim.assignment.pk).update(
@@ -333,7 +330,7 @@ def test_two_tabs_claiming_at_once_share_one_lease():
 def test_a_lease_that_expired_unreturned_is_not_leased_again_on_top(project, labeler):
     """A labeler's expired lease not yet returned (the return skips rows others hold) is not
     re-leased to the same labeler, which would count the item's lease twice."""
-    WorkItemFactory.create_batch(1, project=project, required_labels=2)
+    WorkItemFactory(project=project, required_labels=2)
     first = task_claim_next(labeler=labeler, project=project).assignment
     Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # as if the return had skipped it (it skips rows others hold): this claim returns none
@@ -371,7 +368,7 @@ def test_late_submit_waits_for_an_item_another_claim_holds_then_counts():
     item, as a claim does: the submit waits for it (no deadlock is possible: a labeler's own
     claims take the labeler's lock first, as submits do) and is counted once it is free."""
     project = ProjectFactory()
-    WorkItemFactory.create_batch(1, project=project, required_labels=2)
+    WorkItemFactory(project=project, required_labels=2)
     labeler = UserFactory(roles=[Role.LABELER])
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     Assignment.objects.filter(token=token).update(expires_at=timezone.now() - timedelta(seconds=1))

@@ -27,7 +27,7 @@ def submitted(project, labeler, text="The labeler's answer"):
 def test_reject_needs_a_comment_and_the_labeler_sees_it(
     project, labeler, labeler_client, admin_user
 ):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, labeler)
     with pytest.raises(ApplicationError, match="Say why"):
         demonstration_review(
@@ -51,7 +51,7 @@ def test_reject_needs_a_comment_and_the_labeler_sees_it(
 
 
 def test_edit_keeps_the_original_and_accepts(project, labeler, admin_client_):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, labeler)
     url = reverse("review_detail", args=[demonstration.pk])
     assert b"The labeler&#x27;s answer" in admin_client_.get(url).content
@@ -85,7 +85,7 @@ def test_reviewer_cannot_review_own_work(project):
 
 
 def test_labelers_cannot_review(project, labeler, labeler_client):
-    WorkItemFactory.create_batch(1, project=project)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, UserFactory(roles=[Role.LABELER]))
     assert labeler_client.get(reverse("review_list")).status_code == 403
     assert labeler_client.get(reverse("review_detail", args=[demonstration.pk])).status_code == 403
