@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 REQS := requirements/base.txt requirements/ml.txt requirements/dev.txt
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast lint format bench services browser clean
+.PHONY: venv run test test-quick test-fast lint format bench services browser clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,17 @@ services:
 browser:
 	./scripts/browser.sh
 
+# CI: a fresh test database every run.
 test: venv services browser
 	$(VENV)/bin/pytest --create-db -q $(PYTEST_ARGS)
 
+# Local runs keep the test database between runs (only new migrations are applied); after a
+# migration changed in place, run `make test` once.
+test-quick: venv services browser
+	$(VENV)/bin/pytest --reuse-db -q $(PYTEST_ARGS)
+
 test-fast: venv services
-	$(VENV)/bin/pytest -q -m "not browser and not training" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --reuse-db -q -m "not browser and not training" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -52,4 +58,4 @@ bench: venv services
 	$(PY) bench/import_prompts.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

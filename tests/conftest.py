@@ -1,20 +1,28 @@
-"""Fixtures: users per role, logged-in clients, token API clients, a project, a real worker."""
+"""Fixtures: users per role, logged-in clients, token API clients, a project, labeled data, a
+real worker; the Hypothesis profiles."""
 
-import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from annotations.models import Project
 from annotations.roles import Role
-from annotations.services.projects import project_create
-from tests.factories import UserFactory
+from tests.factories import LabeledData, ProjectFactory, UserFactory
+from tests.helpers import logged_in, token_client
 from tests.inference import models_dir, service  # noqa: F401  (shared fixtures)
+
+# "ci" (the default): the same examples on every run and no deadline, so that a slow shared
+# machine cannot fail a test. HYPOTHESIS_PROFILE=dev draws new examples on each run and keeps
+# the failing ones in .hypothesis/.
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
@@ -44,32 +52,24 @@ def engineer(db):
     return UserFactory(roles=[Role.ENGINEER])
 
 
-def _client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+@pytest.fixture
+def reviewer(db):
+    return UserFactory(roles=[Role.REVIEWER])
 
 
 @pytest.fixture
 def labeler_client(labeler) -> Client:
-    return _client_for(labeler)
+    return logged_in(labeler)
 
 
 @pytest.fixture
 def admin_client_(admin_user) -> Client:
-    return _client_for(admin_user)
+    return logged_in(admin_user)
 
 
 @pytest.fixture
 def engineer_client(engineer) -> Client:
-    return _client_for(engineer)
-
-
-def token_client(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return logged_in(engineer)
 
 
 @pytest.fixture
@@ -84,14 +84,12 @@ def labeler_api(labeler) -> APIClient:
 
 @pytest.fixture
 def project(admin_user) -> Project:
-    return project_create(user=admin_user, data={"name": "Test project", "slug": "test"})
+    return ProjectFactory(name="Test project", slug="test", created_by=admin_user)
 
 
-def write_jsonl(path: Path, rows: list) -> Path:
-    with path.open("w") as out:
-        for row in rows:
-            out.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
-    return path
+@pytest.fixture
+def labeled_data(project) -> LabeledData:
+    return LabeledData(project)
 
 
 @pytest.fixture

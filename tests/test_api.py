@@ -4,6 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotations.models import Job, Project, Prompt
+from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -100,9 +101,7 @@ def test_import_with_unknown_format_says_so(admin_api, project):
 
 
 def test_cancel_a_finished_job_is_refused(admin_api, project, admin_user):
-    job = Job.objects.create(
-        kind="import_prompts", project=project, created_by=admin_user, state="succeeded"
-    )
+    job = JobFactory(project=project, created_by=admin_user, state="succeeded")
     response = admin_api.post(f"/api/v1/jobs/{job.pk}/cancel/")
     assert response.status_code == 400
     assert "already succeeded" in response.json()["error"]["message"]

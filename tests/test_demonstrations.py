@@ -12,9 +12,8 @@ from annotations.services.demonstrations import demonstration_draft_save, demons
 from annotations.services.prompt_annotations import prompt_annotation_submit
 from annotations.services.queue import task_claim_next
 from annotations.services.work_admin import prompt_work_queue, work_priorities_update
-from tests.conftest import token_client
-from tests.factories import UserFactory
-from tests.test_queue import make_items, real_queries
+from tests.factories import PromptFactory, UserFactory, WorkItemFactory
+from tests.helpers import logged_in, real_queries, token_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_hot_paths")]
 ANNOTATION = {"category": "open_qa", "flags": {"asks_advice": True}, "pii": False}
@@ -25,7 +24,7 @@ def claim(labeler, project, kind="demonstration"):
 
 
 def test_draft_survives_and_accumulates_time(project, labeler):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     demonstration_draft_save(labeler=labeler, token=assignment.token, text="Hel", time_spent_ms=400)
     demonstration_draft_save(
@@ -41,7 +40,7 @@ def test_draft_survives_and_accumulates_time(project, labeler):
 
 
 def test_submit_twice_makes_one_demonstration(project, labeler):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     first, created = demonstration_submit(
         labeler=labeler, token=assignment.token, text="An answer", annotation=ANNOTATION
@@ -64,7 +63,7 @@ def test_submit_twice_makes_one_demonstration(project, labeler):
 def test_length_limit_refuses_and_keeps_the_draft(project, labeler):
     project.max_demonstration_chars = 10
     project.save()
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     with pytest.raises(ApplicationError, match="11 characters; this project allows 10"):
         demonstration_submit(
@@ -79,7 +78,7 @@ def test_length_limit_refuses_and_keeps_the_draft(project, labeler):
 
 
 def test_others_cannot_touch_my_task(project, labeler):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     assignment = claim(labeler, project)
     other = UserFactory(roles=[Role.LABELER])
     with pytest.raises(ApplicationError, match="not yours"):
@@ -88,7 +87,7 @@ def test_others_cannot_touch_my_task(project, labeler):
 
 
 def test_prompt_annotation_task_is_idempotent(project, labeler):
-    make_items(project, 1, kind="prompt_annotation")
+    WorkItemFactory(project=project, kind="prompt_annotation")
     assignment = claim(labeler, project, "prompt_annotation")
     assert prompt_annotation_submit(labeler=labeler, token=assignment.token, annotation=ANNOTATION)
     assert not prompt_annotation_submit(
@@ -99,10 +98,7 @@ def test_prompt_annotation_task_is_idempotent(project, labeler):
 
 
 def test_queue_prompts_with_filters_and_not_twice(project):
-    make_items(project, 0)
-    from tests.test_pages import add_prompts
-
-    add_prompts(project, 6)
+    PromptFactory.create_batch(6, project=project)
     first = prompt_work_queue(project=project, kind="demonstration", count=4)
     second = prompt_work_queue(project=project, kind="demonstration", count=4)
     assert (len(first), len(second)) == (4, 2)
@@ -126,7 +122,7 @@ def test_priorities_update(project):
 
 
 def test_api_claim_draft_submit_skip(project, labeler, labeler_api):
-    make_items(project, 2)
+    WorkItemFactory.create_batch(2, project=project)
     response = labeler_api.post(reverse("api_task_claim", args=[project.slug]), {}, format="json")
     assert response.status_code == 200, response.content
     token = response.json()["token"]
@@ -162,7 +158,7 @@ def test_api_needs_a_token_and_the_label_role(project, engineer):
 def test_api_limit_message(project, labeler, labeler_api):
     project.max_demonstration_chars = 5
     project.save()
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     token = claim(labeler, project).token
     body = {"text": "too long text", "annotation": ANNOTATION}
     response = labeler_api.post(reverse("api_demonstration_submit", args=[token]), body, "json")
@@ -173,10 +169,7 @@ def test_api_limit_message(project, labeler, labeler_api):
 
 def _counts(project):
     """Queries of: claiming (fresh labeler), rendering the task page, submitting it (page)."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(UserFactory(roles=[Role.LABELER]))
+    client = logged_in(UserFactory(roles=[Role.LABELER]))
     client.get(reverse("labeler_home"))
     with CaptureQueriesContext(connection) as claimed:
         response = client.post(reverse("task_next", args=[project.slug]))
@@ -191,11 +184,9 @@ def _counts(project):
 
 
 def test_query_counts_do_not_grow_with_the_queue(project):
-    make_items(project, 3)
+    WorkItemFactory.create_batch(3, project=project)
     small = _counts(project)
-    from tests.test_pages import add_prompts
-
-    add_prompts(project, 300, start=1000, text="Another queued prompt")
+    PromptFactory.create_batch(300, project=project)
     prompt_work_queue(project=project, kind="demonstration", count=300)
     large = _counts(project)
     assert small == large

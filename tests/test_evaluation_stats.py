@@ -26,7 +26,7 @@ from annotations.domain.rating_stats import (
     likert_means,
     wilson_interval,
 )
-from tests.test_ranking_domain import rankings
+from tests.strategies import rankings
 
 PROPERTY = settings(deadline=None, derandomize=True)
 

@@ -16,135 +16,14 @@ from django.utils import timezone
 from annotations.errors import ApplicationError
 from annotations.exports import ranking_rows
 from annotations.exports import rows as export_rows
-from annotations.models import (
-    CustomerSplit,
-    DatasetExport,
-    Demonstration,
-    Prompt,
-    PromptAnnotation,
-    Ranking,
-)
+from annotations.models import DatasetExport, Prompt
 from annotations.roles import Role
-from annotations.services.comparisons import comparison_create
 from annotations.services.exports import export_create, export_delete, export_run, exports_root
-from annotations.services.prompts import prompt_create
-from tests.factories import UserFactory
+from tests.factories import CUSTOMERS, RankingFactory, UserFactory
+from tests.helpers import run_export
 
 KINDS = ["sft", "rm_pairs", "rm_rankings", "ppo_prompts", "evaluation"]
 FORMATS = {"jsonl": "json", "jsonl.gz": "json", "parquet": "parquet"}
-CUSTOMERS = {
-    "cust-north": ("train", "customer"),
-    "cust-east": ("train", "customer"),
-    "cust-south": ("valid", "customer"),
-    "cust-west": ("test", "customer"),
-    "writer-a": ("train", "labeler"),
-    "writer-b": ("valid", "labeler"),
-}
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]
-
-
-class Data:
-    """A small project: prompts in every split from both sources, demonstrations, rankings by
-    two labelers (with a tie, a none-acceptable and a draft), prompt annotations."""
-
-    def __init__(self, project) -> None:
-        self.project = project
-        self.first = UserFactory(roles=[Role.LABELER])
-        self.second = UserFactory(roles=[Role.LABELER])
-        CustomerSplit.objects.bulk_create(
-            CustomerSplit(project=project, customer_id=c, split=s)
-            for c, (s, _) in CUSTOMERS.items()
-        )
-        self.prompts: list[Prompt] = []
-        for index, (customer, (_, source)) in enumerate(CUSTOMERS.items()):
-            for copy in range(2):
-                self.prompts.append(
-                    prompt_create(
-                        project=project,
-                        user=self.first if source == "labeler" else None,
-                        text=f"Tell a story about {WORDS[index]} number {WORDS[copy]}",
-                        customer_id=customer,
-                        source=source,
-                        category="generation" if copy == 0 else "open_qa",
-                    )
-                )
-        now = timezone.now()
-        for prompt in self.prompts:
-            Demonstration.objects.create(
-                prompt=prompt,
-                labeler=self.first,
-                text=f"Once upon a time: {prompt.text}",
-                state="accepted",
-                submitted_at=now,
-            )
-        Demonstration.objects.create(
-            prompt=self.prompts[0], labeler=self.second, text="Draft-ish", state="submitted",
-            submitted_at=now,
-        )  # fmt: skip
-        self.tasks = []
-        for k, prompt in zip([4, 5, 4, 6, 4, 4, 9, 4], self.ranked_prompts(), strict=True):
-            outputs = [
-                {"text": f"{prompt.text} -> answer {WORDS[i]}", "model_name": "p"} for i in range(k)
-            ]
-            self.tasks.append(comparison_create(project=project, prompt=prompt, outputs=outputs))
-        self.rankings: list[Ranking] = []
-        for number, task in enumerate(self.tasks):
-            ids = list(task.completions.order_by("position").values_list("pk", flat=True))
-            groups = [[pk] for pk in ids]
-            if number == 1:
-                groups = [ids[:2], ids[2:4], [ids[4]]]  # two ties
-            self.rankings.append(self.rank(task, self.first, groups, none=number == 2))
-        ids = self.ids(self.tasks[0])
-        self.rankings.append(self.rank(self.tasks[0], self.second, [[i] for i in reversed(ids)]))
-        old = self.rank(self.tasks[3], self.second, [[pk] for pk in self.ids(self.tasks[3])])
-        Ranking.objects.filter(pk=old.pk).update(submitted_at=now - timedelta(days=30))
-        self.rankings.append(old)
-        self.rank(self.tasks[4], self.second, [self.ids(self.tasks[4])], state="draft")
-        PromptAnnotation.objects.create(
-            prompt=self.prompts[0], labeler=self.first, schema_version=1,
-            data={"category": "generation", "flags": {"closed_domain": True}, "pii": False},
-        )  # fmt: skip
-        PromptAnnotation.objects.create(
-            prompt=self.prompts[1], labeler=self.first, schema_version=1,
-            data={"category": "open_qa", "flags": {"closed_domain": False}, "pii": True},
-        )  # fmt: skip
-
-    def ranked_prompts(self) -> list[Prompt]:
-        """Prompts of every split and both sources (customers first, then labeler-written)."""
-        return [self.prompts[i] for i in (0, 2, 4, 6, 8, 10, 1, 9)]
-
-    @staticmethod
-    def ids(task) -> list[int]:
-        return list(task.completions.order_by("position").values_list("pk", flat=True))
-
-    @staticmethod
-    def rank(task, labeler, groups, *, none=False, state="submitted") -> Ranking:
-        return Ranking.objects.create(
-            task=task, labeler=labeler, schema_version=1, state=state, groups=groups,
-            none_acceptable=none, submitted_at=timezone.now() if state == "submitted" else None,
-        )  # fmt: skip
-
-    def submitted(self) -> list[Ranking]:
-        return [r for r in Ranking.objects.filter(state="submitted")]
-
-
-@pytest.fixture
-def data(project) -> Data:
-    return Data(project)
-
-
-def run_export(project, user=None, **options) -> DatasetExport:
-    export = export_create(
-        project=project,
-        user=user,
-        kind=options.pop("kind", "rm_pairs"),
-        format=options.pop("format", "jsonl"),
-        filters=options,
-        enqueue=False,
-    )
-    assert export_run(job_id=export.job_id) is not None
-    export.refresh_from_db()
-    return export
 
 
 def read_rows(export) -> list[dict]:
@@ -170,8 +49,8 @@ def expected_pairs(groups) -> int:
 @pytest.mark.django_db
 @pytest.mark.parametrize("fmt", list(FORMATS))
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_and_format_round_trips_through_datasets(data, kind, fmt, tmp_path):
-    export = run_export(data.project, kind=kind, format=fmt)
+def test_every_kind_and_format_round_trips_through_datasets(labeled_data, kind, fmt, tmp_path):
+    export = run_export(labeled_data.project, kind=kind, format=fmt)
     assert export.ready and export.version == 1 and export.row_count > 0
     files = {
         info["split"]: str(Path(export.directory) / info["name"])
@@ -196,50 +75,48 @@ def test_every_kind_and_format_round_trips_through_datasets(data, kind, fmt, tmp
 
 
 @pytest.mark.django_db
-def test_pair_count_is_choose_k_2_minus_ties_and_pairs_follow_the_ranking(data):
-    export = run_export(data.project, kind="rm_pairs")
-    rankings = data.submitted()
+def test_pair_count_is_choose_k_2_minus_ties_and_pairs_follow_the_ranking(labeled_data):
+    export = run_export(labeled_data.project, kind="rm_pairs")
+    rankings = labeled_data.submitted()
     assert export.row_count == sum(expected_pairs(r.groups) for r in rankings)
     assert export.row_count == 6 + 8 + 6 + 15 + 6 + 6 + 36 + 6 + 6 + 15
     rows = read_rows(export)
-    tied = data.rankings[1]
+    tied = labeled_data.rankings[1]
     by_ranking = [r for r in rows if r["ranking_id"] == tied.pk]
     assert len(by_ranking) == 10 - 1 - 1  # C(5,2) minus the two tied pairs
     ranks = {pk: i for i, group in enumerate(tied.groups) for pk in group}
     assert all(ranks[r["chosen_id"]] < ranks[r["rejected_id"]] for r in by_ranking)
-    texts = dict(data.tasks[1].completions.values_list("pk", "text"))
+    texts = dict(labeled_data.tasks[1].completions.values_list("pk", "text"))
     assert all(texts[r["chosen_id"]] == r["chosen"] for r in by_ranking)
 
 
 @pytest.mark.django_db
-def test_rankings_rows_index_completions_best_group_first(data):
-    export = run_export(data.project, kind="rm_rankings")
+def test_rankings_rows_index_completions_best_group_first(labeled_data):
+    export = run_export(labeled_data.project, kind="rm_rankings")
     rows = {r["ranking_id"]: r for r in read_rows(export)}
-    assert len(rows) == len(data.submitted())
-    tied = rows[data.rankings[1].pk]
+    assert len(rows) == len(labeled_data.submitted())
+    tied = rows[labeled_data.rankings[1].pk]
     assert tied["rank_groups"] == [[0, 1], [2, 3], [4]]
     assert tied["completions"] == list(
-        data.tasks[1].completions.order_by("position").values_list("text", flat=True)
+        labeled_data.tasks[1].completions.order_by("position").values_list("text", flat=True)
     )
-    reversed_row = rows[data.rankings[-2].pk]
+    reversed_row = rows[labeled_data.rankings[-2].pk]
     assert reversed_row["rank_groups"] == [[3], [2], [1], [0]]
-    assert rows[data.rankings[2].pk]["none_acceptable"] is True
+    assert rows[labeled_data.rankings[2].pk]["none_acceptable"] is True
 
 
 @pytest.mark.django_db
-def test_consensus_gives_one_ranked_pairs_row_per_comparison(data):
-    task = data.tasks[5]
-    ids = data.ids(task)
-    third = UserFactory(roles=[Role.LABELER])
-    data.rank(task, data.second, [[pk] for pk in ids])  # agrees with the first labeler
-    data.rank(task, third, [[pk] for pk in reversed(ids)])
+def test_consensus_gives_one_ranked_pairs_row_per_comparison(labeled_data):
+    task = labeled_data.tasks[5]
+    RankingFactory(task=task, labeler=labeled_data.second)  # agrees with the first labeler
+    RankingFactory(task=task, labeler=UserFactory(roles=[Role.LABELER]), order=[[3], [2], [1], [0]])
     every = [
         r
-        for r in read_rows(run_export(data.project, kind="rm_rankings"))
+        for r in read_rows(run_export(labeled_data.project, kind="rm_rankings"))
         if r["comparison_id"] == task.pk
     ]
     assert len(every) == 3 and {r["labeler_count"] for r in every} == {1}
-    consensus = run_export(data.project, kind="rm_rankings", consensus=True)
+    consensus = run_export(labeled_data.project, kind="rm_rankings", consensus=True)
     rows = [r for r in read_rows(consensus) if r["comparison_id"] == task.pk]
     assert len(rows) == 1
     assert rows[0]["rank_groups"] == [[0], [1], [2], [3]]  # the majority's order
@@ -249,14 +126,14 @@ def test_consensus_gives_one_ranked_pairs_row_per_comparison(data):
         None,
     )
     assert consensus.version == 2
-    pairs = read_rows(run_export(data.project, kind="rm_pairs", consensus=True))
+    pairs = read_rows(run_export(labeled_data.project, kind="rm_pairs", consensus=True))
     assert len([p for p in pairs if p["comparison_id"] == task.pk]) == 6
-    assert consensus.row_count == len({r.task_id for r in data.submitted()})
+    assert consensus.row_count == len({r.task_id for r in labeled_data.submitted()})
 
 
 @pytest.mark.django_db
-def test_each_filter_changes_the_rows_as_expected(data):
-    project = data.project
+def test_each_filter_changes_the_rows_as_expected(labeled_data):
+    project = labeled_data.project
     everything = read_rows(run_export(project, kind="rm_pairs"))
     valid = read_rows(run_export(project, kind="rm_pairs", splits=["valid"]))
     assert valid and {r["split"] for r in valid} == {"valid"}
@@ -264,8 +141,8 @@ def test_each_filter_changes_the_rows_as_expected(data):
     labeler_rows = read_rows(run_export(project, kind="rm_pairs", sources=["labeler"]))
     assert labeler_rows and {r["source"] for r in labeler_rows} == {"labeler"}
     assert len(labeler_rows) < len(everything)
-    second = read_rows(run_export(project, kind="rm_pairs", labelers=[data.second.pk]))
-    assert second and {r["labeler_id"] for r in second} == {data.second.pk}
+    second = read_rows(run_export(project, kind="rm_pairs", labelers=[labeled_data.second.pk]))
+    assert second and {r["labeler_id"] for r in second} == {labeled_data.second.pk}
     recent = read_rows(
         run_export(
             project, kind="rm_pairs", date_from=str(timezone.now().date() - timedelta(days=1))
@@ -280,7 +157,7 @@ def test_each_filter_changes_the_rows_as_expected(data):
     assert len(old) == 15
     kept = read_rows(run_export(project, kind="rm_pairs", skip_none_acceptable=True))
     assert len(kept) == len(everything) - 6
-    assert data.rankings[2].pk not in {r["ranking_id"] for r in kept}
+    assert labeled_data.rankings[2].pk not in {r["ranking_id"] for r in kept}
     accepted = read_rows(run_export(project, kind="sft"))
     submitted_too = read_rows(run_export(project, kind="sft", accepted_only=False))
     assert len(accepted) == 12 and len(submitted_too) == 13
@@ -288,7 +165,7 @@ def test_each_filter_changes_the_rows_as_expected(data):
     assert chat[0]["messages"][-1]["role"] == "assistant" and "prompt" not in chat[0]
     customers = read_rows(run_export(project, kind="ppo_prompts", sources=["customer"]))
     assert len(customers) == 8 and {r["source"] for r in customers} == {"customer"}
-    written = read_rows(run_export(project, kind="ppo_prompts", labelers=[data.first.pk]))
+    written = read_rows(run_export(project, kind="ppo_prompts", labelers=[labeled_data.first.pk]))
     assert {r["source"] for r in written} == {"labeler"} and len(written) == 4
     with pytest.raises(ApplicationError, match="splits"):
         export_create(
@@ -298,8 +175,8 @@ def test_each_filter_changes_the_rows_as_expected(data):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_customer_never_crosses_splits(data, kind):
-    rows = read_rows(run_export(data.project, kind=kind, splits=["train", "valid", "test"]))
+def test_a_customer_never_crosses_splits(labeled_data, kind):
+    rows = read_rows(run_export(labeled_data.project, kind=kind, splits=["train", "valid", "test"]))
     customer_of = dict(Prompt.objects.values_list("pk", "customer_id"))
     splits_of: dict[str, set[str]] = {}
     for row in rows:
@@ -312,8 +189,8 @@ def test_a_customer_never_crosses_splits(data, kind):
 
 
 @pytest.mark.django_db
-def test_manifest_checksums_match_and_card_has_tables_6_and_7(data, admin_user):
-    export = run_export(data.project, admin_user, kind="sft", format="jsonl.gz")
+def test_manifest_checksums_match_and_card_has_tables_6_and_7(labeled_data, admin_user):
+    export = run_export(labeled_data.project, admin_user, kind="sft", format="jsonl.gz")
     folder = Path(export.directory)
     assert sorted(p.name for p in folder.iterdir()) == [
         "README.md", "manifest.json", "test.jsonl.gz", "train.jsonl.gz", "valid.jsonl.gz",
@@ -342,10 +219,10 @@ def test_manifest_checksums_match_and_card_has_tables_6_and_7(data, admin_user):
 
 
 @pytest.mark.django_db
-def test_versions_count_up_per_kind_and_snapshots_are_separate_folders(data):
-    first = run_export(data.project, kind="rm_pairs")
-    second = run_export(data.project, kind="rm_pairs", splits=["train"])
-    other = run_export(data.project, kind="sft")
+def test_versions_count_up_per_kind_and_snapshots_are_separate_folders(labeled_data):
+    first = run_export(labeled_data.project, kind="rm_pairs")
+    second = run_export(labeled_data.project, kind="rm_pairs", splits=["train"])
+    other = run_export(labeled_data.project, kind="sft")
     assert (first.version, second.version, other.version) == (1, 2, 1)
     assert len({first.directory, second.directory, other.directory}) == 3
     assert first.manifest["counts"]["total_rows"] > second.manifest["counts"]["total_rows"]
@@ -353,7 +230,7 @@ def test_versions_count_up_per_kind_and_snapshots_are_separate_folders(data):
 
 
 @pytest.mark.django_db
-def test_an_error_mid_write_leaves_no_file_and_nothing_ready(data, monkeypatch):
+def test_an_error_mid_write_leaves_no_file_and_nothing_ready(labeled_data, monkeypatch):
     monkeypatch.setattr(export_rows, "CHUNK_SIZE", 2)
     monkeypatch.setattr("annotations.services.exports.CHUNK_SIZE", 2)
     original = ranking_rows._pair_rows
@@ -367,7 +244,7 @@ def test_an_error_mid_write_leaves_no_file_and_nothing_ready(data, monkeypatch):
 
     monkeypatch.setattr(ranking_rows, "_pair_rows", failing)
     export = export_create(
-        project=data.project, user=None, kind="rm_pairs", format="jsonl", filters={}
+        project=labeled_data.project, user=None, kind="rm_pairs", format="jsonl", filters={}
     )
     with pytest.raises(RuntimeError, match="disk full"):
         export_run(job_id=export.job_id)
@@ -378,7 +255,7 @@ def test_an_error_mid_write_leaves_no_file_and_nothing_ready(data, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_cancel_mid_way_stops_and_removes_the_staging_folder(data, monkeypatch):
+def test_cancel_mid_way_stops_and_removes_the_staging_folder(labeled_data, monkeypatch):
     from annotations.services import exports as service
     from annotations.services.jobs import job_progress
 
@@ -396,7 +273,7 @@ def test_cancel_mid_way_stops_and_removes_the_staging_folder(data, monkeypatch):
 
     monkeypatch.setattr(service, "job_progress", progress_then_cancel)
     export = export_create(
-        project=data.project, user=None, kind="rm_pairs", format="jsonl", filters={}
+        project=labeled_data.project, user=None, kind="rm_pairs", format="jsonl", filters={}
     )
     assert export_run(job_id=export.job_id) is None
     export.refresh_from_db()
@@ -406,8 +283,8 @@ def test_cancel_mid_way_stops_and_removes_the_staging_folder(data, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_delete_removes_folder_and_row(data, django_capture_on_commit_callbacks):
-    export = run_export(data.project, kind="ppo_prompts")
+def test_delete_removes_folder_and_row(labeled_data, django_capture_on_commit_callbacks):
+    export = run_export(labeled_data.project, kind="ppo_prompts")
     folder = Path(export.directory)
     assert folder.is_dir()
     with django_capture_on_commit_callbacks(execute=True):
@@ -416,9 +293,9 @@ def test_delete_removes_folder_and_row(data, django_capture_on_commit_callbacks)
 
 
 @pytest.mark.django_db
-def test_management_command_exports_synchronously_and_prints_the_summary(data, capsys):
+def test_management_command_exports_synchronously_and_prints_the_summary(labeled_data, capsys):
     call_command(
-        "export_dataset", "--project", data.project.slug, "--kind", "rm_pairs",
+        "export_dataset", "--project", labeled_data.project.slug, "--kind", "rm_pairs",
         "--format", "parquet", "--split", "train", "--source", "customer",
     )  # fmt: skip
     out = capsys.readouterr().out

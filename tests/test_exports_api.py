@@ -13,26 +13,16 @@ from rest_framework.test import APIClient
 
 from annotations.models import DatasetExport, Job
 from annotations.services.exports import exports_root
-from tests.test_exports import Data
-from tests.test_import_job import wait_for
+from tests.helpers import job_id_from, run_export, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def data(project) -> Data:
-    return Data(project)
-
-
-def job_of(response) -> int:
-    return int(response["Location"].rstrip("/").split("/")[-1])
-
-
 @pytest.mark.worker
 def test_page_starts_an_export_job_and_lists_the_ready_snapshot(
-    celery_worker_live, data, admin_client_
+    celery_worker_live, labeled_data, admin_client_
 ):
-    url = reverse("export_list", args=[data.project.slug])
+    url = reverse("export_list", args=[labeled_data.project.slug])
     page = admin_client_.get(url)
     assert page.status_code == 200 and b"No exports yet" in page.content
     response = admin_client_.post(
@@ -45,26 +35,28 @@ def test_page_starts_an_export_job_and_lists_the_ready_snapshot(
         },
     )
     assert response.status_code == 302
-    job = wait_for(job_of(response))
+    job = wait_for(job_id_from(response))
     assert job.state == "succeeded", job.message
     export = DatasetExport.objects.get(job=job)
     assert export.ready and export.filters["splits"] == ["train", "valid"]
-    in_splits = [r for r in data.submitted() if r.task.prompt.split != "test"]
+    in_splits = [r for r in labeled_data.submitted() if r.task.prompt.split != "test"]
     assert job.percent == 100 and job.progress_total == len(in_splits) == 8
     job_page = admin_client_.get(reverse("job_detail", args=[job.pk]))
     assert f"Exported {export.row_count} rows".encode() in job_page.content
     listing = admin_client_.get(url)
     assert b"v1" in listing.content and b"Download" in listing.content
     assert f"train {export.manifest['files'][0]['rows']}".encode() in listing.content
-    detail = admin_client_.get(reverse("export_detail", args=[data.project.slug, export.pk]))
+    detail = admin_client_.get(
+        reverse("export_detail", args=[labeled_data.project.slug, export.pk])
+    )
     assert b"Dataset card" in detail.content and b"| RM | train |" in detail.content
     bad = admin_client_.post(url, {"kind": "sft", "format": "csv"})
     assert bad.status_code == 400 and b"csv is not one of the available choices" in bad.content
 
 
 @pytest.mark.worker
-def test_api_creates_reads_downloads_and_deletes(celery_worker_live, data, admin_api):
-    slug = data.project.slug
+def test_api_creates_reads_downloads_and_deletes(celery_worker_live, labeled_data, admin_api):
+    slug = labeled_data.project.slug
     created = admin_api.post(
         f"/api/v1/projects/{slug}/exports/",
         {"kind": "rm_rankings", "format": "parquet", "consensus": True},
@@ -109,7 +101,7 @@ def test_api_creates_reads_downloads_and_deletes(celery_worker_live, data, admin
 
 @pytest.mark.worker
 def test_cancel_mid_way_in_the_worker_leaves_nothing(
-    celery_worker_live, data, admin_api, monkeypatch
+    celery_worker_live, labeled_data, admin_api, monkeypatch
 ):
     from annotations.services import exports as service
     from annotations.services.jobs import job_progress, job_request_cancel
@@ -125,27 +117,26 @@ def test_cancel_mid_way_in_the_worker_leaves_nothing(
         return job_progress(**kwargs)
 
     monkeypatch.setattr(service, "job_progress", progress)
+    slug = labeled_data.project.slug
     created = admin_api.post(
-        f"/api/v1/projects/{data.project.slug}/exports/", {"kind": "rm_pairs"}, format="json"
+        f"/api/v1/projects/{slug}/exports/", {"kind": "rm_pairs"}, format="json"
     )
     job = wait_for(created.json()["job"]["id"])
     assert job.state == "cancelled" and 0 < job.progress_done < job.progress_total
     assert calls["staged"] and not any(p.exists() for p in calls["staged"])
     assert not DatasetExport.objects.filter(ready=True).exists()
     assert [p for p in exports_root().rglob("*") if p.is_file()] == []
-    listing = admin_api.get(f"/api/v1/projects/{data.project.slug}/exports/").json()
+    listing = admin_api.get(f"/api/v1/projects/{slug}/exports/").json()
     assert [(e["ready"], e["job_state"]) for e in listing] == [(False, "cancelled")]
 
 
 def _ready_export(project) -> DatasetExport:
-    from tests.test_exports import run_export
-
     return run_export(project, kind="ppo_prompts")
 
 
-def test_labelers_get_403_everywhere(data, labeler_client, labeler_api):
-    export = _ready_export(data.project)
-    slug = data.project.slug
+def test_labelers_get_403_everywhere(labeled_data, labeler_client, labeler_api):
+    export = _ready_export(labeled_data.project)
+    slug = labeled_data.project.slug
     for url in (
         reverse("export_list", args=[slug]),
         reverse("export_detail", args=[slug, export.pk]),
@@ -165,9 +156,9 @@ def test_labelers_get_403_everywhere(data, labeler_client, labeler_api):
     assert DatasetExport.objects.count() == 1 and Path(export.directory).is_dir()
 
 
-def test_anonymous_goes_to_login_and_the_api_says_401(data, client):
-    export = _ready_export(data.project)
-    slug = data.project.slug
+def test_anonymous_goes_to_login_and_the_api_says_401(labeled_data, client):
+    export = _ready_export(labeled_data.project)
+    slug = labeled_data.project.slug
     page = client.get(reverse("export_download", args=[slug, export.pk]))
     assert page.status_code == 302 and "/login" in page["Location"]
     assert client.get(reverse("export_list", args=[slug])).status_code == 302
@@ -176,9 +167,9 @@ def test_anonymous_goes_to_login_and_the_api_says_401(data, client):
     assert api.get(f"/api/v1/projects/{slug}/exports/{export.pk}/download/").status_code == 401
 
 
-def test_engineers_download_and_delete_from_the_pages(data, engineer_client):
-    export = _ready_export(data.project)
-    slug = data.project.slug
+def test_engineers_download_and_delete_from_the_pages(labeled_data, engineer_client):
+    export = _ready_export(labeled_data.project)
+    slug = labeled_data.project.slug
     response = engineer_client.get(
         reverse("export_download", args=[slug, export.pk]) + "?file=manifest.json"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-from tests.test_exports import Data, run_export
+from tests.helpers import run_export
 
 pytestmark = [pytest.mark.training, pytest.mark.django_db]
 
@@ -30,11 +30,10 @@ def _cpu(tmp_path: Path) -> dict:
     }
 
 
-def test_one_sft_step_on_an_exported_sft_file(project, models_dir, tmp_path):
+def test_one_sft_step_on_an_exported_sft_file(project, labeled_data, models_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    Data(project)
     export = run_export(project, kind="sft", format="jsonl")
     train = load_dataset("json", data_files=_files(export), cache_dir=str(tmp_path / "hf"))["train"]
     tokenizer = AutoTokenizer.from_pretrained(models_dir / "tiny")
@@ -48,11 +47,10 @@ def test_one_sft_step_on_an_exported_sft_file(project, models_dir, tmp_path):
     assert result.global_step == 1 and result.training_loss > 0
 
 
-def test_one_reward_step_on_exported_pairs(project, models_dir, tmp_path):
+def test_one_reward_step_on_exported_pairs(project, labeled_data, models_dir, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    Data(project)
     export = run_export(project, kind="rm_pairs", format="parquet")
     pairs = load_dataset("parquet", data_files=_files(export), cache_dir=str(tmp_path / "hf"))
     tokenizer = AutoTokenizer.from_pretrained(models_dir / "tiny-rm")

@@ -7,8 +7,6 @@ import pytest
 from django.urls import reverse
 
 from annotations.errors import ApplicationError
-from annotations.intake.pipeline import PromptIntake
-from annotations.intake.rows import PromptRow
 from annotations.models import ComparisonTask, Completion, Job, WorkItem
 from annotations.services.generation import Sampling, generation_start, samples_per_model
 from annotations.services.model_versions import (
@@ -16,18 +14,9 @@ from annotations.services.model_versions import (
     model_versions_ensure_builtin,
 )
 from annotations.services.outputs_import import outputs_import_file
-from tests.conftest import write_jsonl
+from tests.factories import ModelVersionFactory, PromptFactory
+from tests.helpers import token_client, wait_for, write_jsonl
 from tests.inference import ServiceProcess
-from tests.jobs import wait_for
-
-
-def add_prompts(project, n):
-    return PromptIntake(project=project).add(
-        [
-            PromptRow(line=i, text=f"Write one line about topic {i}.", customer_id=f"c{i}")
-            for i in range(n)
-        ]
-    )
 
 
 @pytest.fixture
@@ -62,7 +51,7 @@ def test_samples_per_model_splits_k_evenly():
 )
 def test_bad_generation_requests_change_nothing(project, admin_user, kwargs, message):
     model_versions_ensure_builtin()
-    add_prompts(project, 3)
+    PromptFactory.create_batch(3, project=project)
     arguments = {
         "project": project,
         "user": admin_user,
@@ -82,7 +71,7 @@ def test_50_prompts_k4_two_models(
     celery_worker_live, service, registered, settings, project, engineer
 ):
     settings.LABELAPP_INFERENCE_URL = service.base_url
-    add_prompts(project, 50)
+    PromptFactory.create_batch(50, project=project)
     job = generation_start(
         project=project,
         user=engineer,
@@ -118,7 +107,7 @@ def test_service_outage_retries_and_completes_without_duplicates(
     settings.LABELAPP_INFERENCE_URL = outage.base_url
     settings.LABELAPP_GENERATION_BATCH_PROMPTS = 2
     settings.LABELAPP_GENERATION_RETRY_SECONDS = 1
-    add_prompts(project, 40)
+    PromptFactory.create_batch(40, project=project)
     try:
         job = generation_start(
             project=project,
@@ -154,7 +143,7 @@ def test_cancel_stops_between_batches(
 ):
     settings.LABELAPP_INFERENCE_URL = service.base_url
     settings.LABELAPP_GENERATION_BATCH_PROMPTS = 1
-    add_prompts(project, 60)
+    PromptFactory.create_batch(60, project=project)
     job = generation_start(
         project=project,
         user=engineer,
@@ -178,10 +167,8 @@ def test_model_unknown_to_the_service_fails_clearly(
     settings.LABELAPP_INFERENCE_URL = service.base_url
     settings.LABELAPP_MODELS_DIR = models_dir / "elsewhere"
     model_versions_ensure_builtin()
-    from annotations.models import ModelVersion
-
-    ModelVersion.objects.create(name="ghost")
-    add_prompts(project, 2)
+    ModelVersionFactory(name="ghost")
+    PromptFactory.create_batch(2, project=project)
     job = wait_for(
         generation_start(
             project=project, user=engineer, models=["ghost"], k=4, sampling=Sampling(max_tokens=4)
@@ -195,7 +182,7 @@ def test_model_unknown_to_the_service_fails_clearly(
 
 @pytest.mark.django_db
 def test_import_outputs_file(project, tmp_path):
-    prompts = add_prompts(project, 2)
+    prompts = PromptFactory.create_batch(2, project=project)
     path = write_jsonl(
         tmp_path / "o.jsonl",
         [
@@ -255,7 +242,7 @@ def test_import_outputs_file(project, tmp_path):
     ],
 )
 def test_import_outputs_errors_name_the_line(project, tmp_path, row, message):
-    prompts = add_prompts(project, 1)
+    prompts = PromptFactory.create_batch(1, project=project)
     good = {"prompt_id": prompts[0].pk, "model": "m", "outputs": ["a", "b", "c", "d"]}
     twice = row.pop("_twice", False)
     path = write_jsonl(tmp_path / "o.jsonl", [good, row, row] if twice else [good, row])
@@ -270,10 +257,8 @@ def test_import_outputs_errors_name_the_line(project, tmp_path, row, message):
 
 @pytest.mark.django_db
 def test_generation_pages_and_api(engineer_client, labeler_client, project, engineer):
-    from tests.conftest import token_client
-
     model_versions_ensure_builtin()
-    add_prompts(project, 4)
+    PromptFactory.create_batch(4, project=project)
     page = engineer_client.get(reverse("generation_new", args=["test"]))
     assert page.status_code == 200
     assert b"This project allows K = 4..9" in page.content

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from annotations.models import Job, Prompt
-from tests.jobs import wait_for
+from tests.helpers import job_id_from, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +27,7 @@ def test_upload_page_runs_the_import_in_a_worker(celery_worker_live, admin_clien
     ]
     response = upload(admin_client_, rows)
     assert response.status_code == 302
-    job_id = int(response["Location"].rstrip("/").split("/")[-1])
+    job_id = job_id_from(response)
     job = wait_for(job_id)
     assert job.state == "succeeded", job.message
     assert job.result["imported"] == 500
@@ -47,7 +47,7 @@ def test_invalid_file_imports_nothing_then_rerun_skips_bad_rows(
         "{oops",
         json.dumps({"text": "Another good one", "customer_id": "b"}),
     ]
-    job = wait_for(int(upload(admin_client_, rows)["Location"].rstrip("/").split("/")[-1]))
+    job = wait_for(job_id_from(upload(admin_client_, rows)))
     assert job.state == "failed"
     assert "1 of 3 rows are not valid; nothing was imported" in job.message
     assert job.result["errors"][0]["line"] == 2
@@ -56,15 +56,14 @@ def test_invalid_file_imports_nothing_then_rerun_skips_bad_rows(
     assert b"Line 2 is not valid JSON" in page.content
     assert b"skipping the 1 invalid rows" in page.content
     rerun = admin_client_.post(reverse("job_rerun", args=[job.pk]))
-    new_id = int(rerun["Location"].rstrip("/").split("/")[-1])
-    new = wait_for(new_id)
+    new = wait_for(job_id_from(rerun))
     assert new.state == "succeeded"
     assert (new.result["imported"], new.result["invalid"]) == (2, 1)
 
 
 def test_cancel_before_start_never_imports(admin_client_, project, transactional_db):
     response = upload(admin_client_, [json.dumps({"text": "x", "customer_id": "a"})])
-    job_id = int(response["Location"].rstrip("/").split("/")[-1])
+    job_id = job_id_from(response)
     admin_client_.post(reverse("job_cancel", args=[job_id]))
     from annotations.services.prompts import prompt_import_run
 
@@ -78,7 +77,7 @@ def test_running_twice_is_harmless(celery_worker_live, admin_client_, project):
     from annotations.services.prompts import prompt_import_run
 
     response = upload(admin_client_, [json.dumps({"text": "only once", "customer_id": "a"})])
-    job = wait_for(int(response["Location"].rstrip("/").split("/")[-1]))
+    job = wait_for(job_id_from(response))
     prompt_import_run(job_id=job.pk)  # a redelivered message
     assert Prompt.objects.filter(project=project).count() == 1
     assert Job.objects.get(pk=job.pk).attempts == 1

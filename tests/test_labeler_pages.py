@@ -2,15 +2,13 @@
 
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from annotations.models import Assignment, Demonstration, PromptAnnotation, WorkItem
 from annotations.roles import Role
 from annotations.services.queue import leases_expire, task_claim_next
-from tests.factories import UserFactory
-from tests.test_pages import XSS, add_prompts
-from tests.test_queue import make_items
+from tests.factories import PromptFactory, UserFactory, WorkItemFactory
+from tests.helpers import XSS, logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +21,7 @@ def test_home_empty_state_and_shortcuts(labeler_client):
 
 
 def test_next_write_draft_submit_and_next(project, labeler, labeler_client):
-    make_items(project, 2)
+    first = WorkItemFactory.create_batch(2, project=project)[0]
     home = labeler_client.get(reverse("labeler_home")).content.decode()
     assert "Write a demonstration" in home and '<span class="count">2</span>' in home
     response = labeler_client.post(
@@ -31,7 +29,7 @@ def test_next_write_draft_submit_and_next(project, labeler, labeler_client):
     )
     assert response.status_code == 302 and response.url.endswith("?work_kind=demonstration")
     page = labeler_client.get(response.url).content.decode()
-    assert "Prompt 0 for the queue" in page and "Not saved yet" in page
+    assert first.prompt.text in page and "Not saved yet" in page
     assert 'href="/projects/test/guidelines/"' in page and "/ 8000 characters" in page
     labeler_client.post(response.url, {"text": "My draft words", "action": "draft"})
     page = labeler_client.get(response.url).content.decode()
@@ -51,7 +49,7 @@ def test_next_write_draft_submit_and_next(project, labeler, labeler_client):
 def test_over_limit_shows_the_message_and_keeps_the_text(project, labeler, labeler_client):
     project.max_demonstration_chars = 5
     project.save()
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     response = labeler_client.post(url, {"text": "far too long", "category": "chat"})
     content = response.content.decode()
@@ -60,7 +58,7 @@ def test_over_limit_shows_the_message_and_keeps_the_text(project, labeler, label
 
 
 def test_prompt_is_escaped_and_whitespace_kept(project, labeler, labeler_client):
-    add_prompts(project, 1, text="Line one\n    indented " + XSS)
+    PromptFactory(project=project, text="Line one\n    indented " + XSS)
     from annotations.services.work_admin import prompt_work_queue
 
     prompt_work_queue(project=project, kind="demonstration", count=1)
@@ -72,21 +70,19 @@ def test_prompt_is_escaped_and_whitespace_kept(project, labeler, labeler_client)
 
 
 def test_others_tasks_are_404(project, labeler, labeler_client):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     labeler_client.post(reverse("task_page", args=[token]), {"text": "secret", "action": "draft"})
-    other = Client()
-    other.force_login(UserFactory(roles=[Role.LABELER]))
+    other = logged_in(UserFactory(roles=[Role.LABELER]))
     assert other.get(reverse("task_page", args=[token])).status_code == 404
     assert other.post(reverse("task_skip", args=[token]), {"reason": "x"}).status_code == 404
     draft = Demonstration.objects.get()
-    reviewer = Client()
-    reviewer.force_login(UserFactory(roles=[Role.REVIEWER]))
+    reviewer = logged_in(UserFactory(roles=[Role.REVIEWER]))
     assert reviewer.get(reverse("review_detail", args=[draft.pk])).status_code == 404
 
 
 def test_skip_needs_a_reason(project, labeler, labeler_client):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     token = url.split("/")[-2]
     refused = labeler_client.post(reverse("task_skip", args=[token]), {"reason": " "}, follow=True)
@@ -96,7 +92,7 @@ def test_skip_needs_a_reason(project, labeler, labeler_client):
 
 
 def test_prompt_annotation_task(project, labeler, labeler_client):
-    make_items(project, 1, kind="prompt_annotation")
+    WorkItemFactory(project=project, kind="prompt_annotation")
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     content = labeler_client.get(url).content.decode()
     assert "Asks for moral judgment" in content and "Only about public figures" in content
@@ -107,7 +103,7 @@ def test_prompt_annotation_task(project, labeler, labeler_client):
 
 
 def test_admin_sees_leases_and_releases_them(project, labeler, admin_client_):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     assignment = task_claim_next(labeler=labeler, project=project).assignment
     page = admin_client_.get(reverse("work_admin", args=[project.slug])).content.decode()
     assert labeler.username in page and "Release" in page
@@ -120,7 +116,7 @@ def test_admin_sees_leases_and_releases_them(project, labeler, admin_client_):
 
 
 def test_admin_queues_work_and_edits_priorities(project, admin_client_):
-    add_prompts(project, 5)
+    PromptFactory.create_batch(5, project=project)
     base = [project.slug]
     admin_client_.post(
         reverse("work_queue_prompts", args=base),
@@ -138,7 +134,7 @@ def test_admin_queues_work_and_edits_priorities(project, admin_client_):
 
 
 def test_queue_work_command(project, capsys):
-    add_prompts(project, 4)
+    PromptFactory.create_batch(4, project=project)
     call_command("queue_work", project.slug, "prompt_annotation", "10")
     call_command("queue_work", project.slug, "prompt_annotation", "10")
     call_command("queue_work", project.slug, "prompt_writing", "3")
@@ -168,7 +164,7 @@ def test_draft_comes_back_after_the_lease_expired(project, labeler, labeler_clie
 
     from django.utils import timezone
 
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     url = labeler_client.post(reverse("task_next", args=[project.slug])).url
     labeler_client.post(url, {"text": "Yesterday's words", "action": "draft"})
     Assignment.objects.update(expires_at=timezone.now() - timedelta(hours=20))

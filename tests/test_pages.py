@@ -6,22 +6,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotations.intake.pipeline import PromptIntake
-from annotations.intake.rows import PromptRow
 from annotations.models import Job, Project
 from annotations.services.projects import project_update
+from tests.factories import PASSWORD, JobFactory, PromptFactory
+from tests.helpers import XSS
 
 pytestmark = pytest.mark.django_db
-XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
-
-
-def add_prompts(project: Project, n: int, *, start: int = 0, text: str = "Prompt") -> None:
-    PromptIntake(project=project).add(
-        [
-            PromptRow(line=i, text=f"{text} {i}", customer_id=f"c{i}")
-            for i in range(start, start + n)
-        ]
-    )
 
 
 def test_login_page(client):
@@ -31,9 +21,7 @@ def test_login_page(client):
 
 
 def test_login_and_logout(client, labeler):
-    response = client.post(
-        reverse("login"), {"username": labeler.username, "password": "correct-horse-battery"}
-    )
+    response = client.post(reverse("login"), {"username": labeler.username, "password": PASSWORD})
     assert response.status_code == 302
     assert client.get(reverse("home")).status_code == 200
     client.post(reverse("logout"))
@@ -119,29 +107,29 @@ def test_guidelines_markdown_is_sanitised(labeler_client, project):
 
 
 def test_prompt_list_escapes_text_and_searches(admin_client_, project):
-    add_prompts(project, 3)
-    add_prompts(project, 1, start=10, text=XSS)
+    prompts = PromptFactory.create_batch(3, project=project)
+    PromptFactory(project=project, text=XSS)
     response = admin_client_.get(reverse("prompt_list", args=["test"]))
     html = response.content.decode()
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     fragment = admin_client_.get(
         reverse("prompt_list", args=["test"]),
-        {"q": "Prompt 1"},
+        {"q": prompts[1].text},
         HTTP_HX_REQUEST="true",
         HTTP_HX_TARGET="prompt-rows",
     )
     assert b"<html" not in fragment.content
-    assert b"Prompt 1" in fragment.content
-    assert b"Prompt 2" not in fragment.content
+    assert prompts[1].text.encode() in fragment.content
+    assert prompts[2].text.encode() not in fragment.content
 
 
 def test_prompt_list_query_count_does_not_grow(admin_client_, project):
-    add_prompts(project, 5)
+    PromptFactory.create_batch(5, project=project)
     admin_client_.get(reverse("prompt_list", args=["test"]))
     with CaptureQueriesContext(connection) as few:
         admin_client_.get(reverse("prompt_list", args=["test"]))
-    add_prompts(project, 200, start=100)
+    PromptFactory.create_batch(200, project=project)
     with CaptureQueriesContext(connection) as many:
         admin_client_.get(reverse("prompt_list", args=["test"]))
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
@@ -156,13 +144,8 @@ def test_import_page_and_job_pages(admin_client_, project, admin_user):
     assert response.status_code == 200
     assert b"Choose a format" in response.content
     assert not Job.objects.exists()
-    job = Job.objects.create(
-        kind="import_prompts",
-        project=project,
-        created_by=admin_user,
-        state="running",
-        progress_done=5,
-        progress_total=10,
+    job = JobFactory(
+        project=project, created_by=admin_user, state="running", progress_done=5, progress_total=10
     )
     page = admin_client_.get(reverse("job_detail", args=[job.pk]))
     assert b'hx-trigger="every 1s"' in page.content

@@ -12,7 +12,7 @@ from annotations.errors import ApplicationError
 from annotations.models import CustomerSplit, Prompt
 from annotations.services.projects import project_update
 from annotations.services.prompts import prompt_create, prompt_import_file
-from tests.conftest import write_jsonl
+from tests.helpers import write_jsonl
 
 pytestmark = pytest.mark.django_db
 

@@ -9,6 +9,7 @@ from annotations.models import Assignment, Prompt, WorkItem
 from annotations.services.prompt_writing import FewShotExample, few_shot_examples, prompt_write
 from annotations.services.queue import task_claim_next
 from annotations.services.work_admin import prompt_writing_queue
+from tests.factories import PromptFactory
 
 FEW_SHOT = {
     "instruction": "Answer with the capital city.",
@@ -66,9 +67,9 @@ def test_each_kind_enters_the_pool_as_a_labeler_prompt(project, labeler):
 
 @pytest.mark.django_db
 def test_refusals_store_nothing_and_leave_the_task_open(project, labeler):
-    from tests.test_pages import add_prompts
-
-    add_prompts(project, 1, text="An existing prompt that is long enough to share a prefix")
+    existing = PromptFactory(
+        project=project, text="An existing prompt that is long enough to share a prefix 0"
+    )
     assignment = _task(project, labeler)
     before = Prompt.objects.count()
     with pytest.raises(ApplicationError, match="duplicate"):
@@ -76,7 +77,7 @@ def test_refusals_store_nothing_and_leave_the_task_open(project, labeler):
             labeler=labeler,
             token=assignment.token,
             kind="plain",
-            text="An existing prompt that is long enough to share a prefix 0",
+            text=existing.text,
         )
     project.max_prompt_chars = 20
     project.save()
@@ -107,10 +108,8 @@ def test_submitting_twice_is_refused(project, labeler):
 
 @pytest.mark.django_db
 def test_writing_page_shows_a_refusal_inline_and_keeps_the_text(project, labeler, labeler_client):
-    from tests.test_pages import add_prompts
-
     story = "Tell me a long story about a dragon who learns to bake bread, " * 2
-    add_prompts(project, 1, text=story)
+    PromptFactory(project=project, text=story)
     assignment = _task(project, labeler)
     url = reverse("task_page", args=[assignment.token])
     assert b"Few-shot" in labeler_client.get(url).content

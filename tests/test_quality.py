@@ -4,57 +4,35 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
-from annotations.models import Demonstration, Ranking
 from annotations.roles import Role
 from annotations.selectors.quality import project_quality
-from annotations.services.comparisons import comparison_create
-from tests.factories import UserFactory
-from tests.test_pages import add_prompts
+from tests.factories import (
+    ComparisonTaskFactory,
+    DemonstrationFactory,
+    RankingFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def comparisons(project, n):
-    add_prompts(project, n, start=500, text="Quality prompt")
-    outputs = [{"text": f"output {i}", "model_name": "m"} for i in range(4)]
-    return [
-        comparison_create(project=project, prompt=prompt, outputs=outputs)
-        for prompt in project.prompts.order_by("id")[:n]
-    ]
-
-
-def rank(task, labeler, order, ties=()):
-    ids = list(task.completions.order_by("position").values_list("pk", flat=True))
-    groups = [[ids[i] for i in group] for group in order]
-    return Ranking.objects.create(
-        task=task,
-        labeler=labeler,
-        schema_version=1,
-        state="submitted",
-        groups=groups,
-        time_spent_ms=30_000,
-        submitted_at=timezone.now(),
-    )
+def rank(task, labeler, order):
+    return RankingFactory(task=task, labeler=labeler, order=order, time_spent_ms=30_000)
 
 
 def test_agreement_acceptance_and_throughput(project):
     alice, bob, carol = (
         UserFactory(username=n, roles=[Role.LABELER]) for n in ("alice", "bob", "carol")
     )
-    first, second = comparisons(project, 2)
+    first, second = ComparisonTaskFactory.create_batch(2, project=project)
     rank(first, alice, [[0], [1], [2], [3]])
     rank(first, bob, [[0], [1], [3], [2]])  # 5 of 6 pairs agree with alice
     rank(second, alice, [[0, 1], [2], [3]])
     rank(second, carol, [[0, 1], [2], [3]])  # all 6 agree, the tie included
     prompt = project.prompts.first()
-    Demonstration.objects.create(
-        prompt=prompt, labeler=bob, text="x", state="accepted", submitted_at=timezone.now()
-    )
-    Demonstration.objects.create(
-        prompt=prompt, labeler=carol, text="y", state="rejected", submitted_at=timezone.now()
-    )
+    DemonstrationFactory(prompt=prompt, labeler=bob, state="accepted")
+    DemonstrationFactory(prompt=prompt, labeler=carol, state="rejected")
     quality = project_quality(project=project, days=7)
     by_name = {entry.username: entry for entry in quality["labelers"]}
     assert quality["shared_comparisons"] == 12
@@ -76,7 +54,7 @@ def test_quality_page_permissions_and_queries(
     assert labeler_client.get(url).status_code == 403
     assert b"Nobody has submitted work" in admin_client_.get(url).content
     assert admin_client_.get(url, {"days": "\u00b2"}).status_code == 200  # not a plain digit
-    first, second = comparisons(project, 2)
+    first, second = ComparisonTaskFactory.create_batch(2, project=project)
     labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(2)]
     for labeler in labelers:
         rank(first, labeler, [[0], [1], [2], [3]])

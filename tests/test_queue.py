@@ -10,8 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from annotations.errors import ApplicationError
-from annotations.intake.pipeline import PromptIntake
-from annotations.intake.rows import PromptRow
 from annotations.models import Assignment, Demonstration, PromptAnnotation, WorkItem
 from annotations.roles import Role
 from annotations.services.demonstrations import demonstration_submit
@@ -21,29 +19,11 @@ from annotations.services.queue import (
     assignment_skip,
     leases_expire,
     task_claim_next,
-    work_items_create,
 )
-from tests.factories import UserFactory
+from tests.factories import ProjectFactory, UserFactory, WorkItemFactory
+from tests.helpers import real_queries, token_client
 
 pytestmark = pytest.mark.usefixtures("both_hot_paths")
-
-
-def make_items(project, n, *, kind="demonstration", required=1):
-    prompts = PromptIntake(project=project).add(
-        [PromptRow(line=i, text=f"Prompt {i} for the queue", customer_id=f"c{i}") for i in range(n)]
-    )
-    return work_items_create(project=project, kind=kind, prompts=prompts, required_labels=required)
-
-
-def real_queries(captured) -> list[str]:
-    """The statements a request runs, less the savepoints of the test's own transaction and the
-    PREPAREs of hand-written statements (once per database connection, see annotations/rows.py).
-    """
-    return [
-        q["sql"]
-        for q in captured.captured_queries
-        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "PREPARE "))
-    ]
 
 
 def submit(labeler, project, **kwargs):
@@ -57,7 +37,7 @@ def submit(labeler, project, **kwargs):
 
 @pytest.mark.django_db
 def test_claim_resume_submit_and_idempotence(project, labeler):
-    items = make_items(project, 2)
+    items = WorkItemFactory.create_batch(2, project=project)
     first = task_claim_next(labeler=labeler, project=project)
     assert first is not None and not first.resumed
     again = task_claim_next(labeler=labeler, project=project)
@@ -77,7 +57,7 @@ def test_claim_resume_submit_and_idempotence(project, labeler):
 
 @pytest.mark.django_db
 def test_required_labels_go_to_distinct_labelers(project):
-    make_items(project, 1, required=2)
+    WorkItemFactory(project=project, required_labels=2)
     a, b, c = (UserFactory(roles=[Role.LABELER]) for _ in range(3))
     assert submit(a, project) is not None
     assert submit(a, project) is None  # never the same item twice
@@ -88,7 +68,7 @@ def test_required_labels_go_to_distinct_labelers(project):
 
 @pytest.mark.django_db
 def test_skip_returns_item_to_others_not_to_the_skipper(project):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=a, project=project)
     with pytest.raises(ApplicationError, match="Say why"):
@@ -101,7 +81,7 @@ def test_skip_returns_item_to_others_not_to_the_skipper(project):
 
 @pytest.mark.django_db
 def test_expired_lease_returns_work(project):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     a, b = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=a, project=project)
     assert task_claim_next(labeler=b, project=project) is None
@@ -122,7 +102,7 @@ def test_expired_lease_returns_work(project):
 
 @pytest.mark.django_db
 def test_late_submit_accepted_while_item_still_needs_labels(project, labeler):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     claim = task_claim_next(labeler=labeler, project=project)
     Assignment.objects.filter(pk=claim.assignment.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
@@ -136,7 +116,7 @@ def test_late_submit_accepted_while_item_still_needs_labels(project, labeler):
 
 @pytest.mark.django_db
 def test_admin_release(project, labeler):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     claim = task_claim_next(labeler=labeler, project=project)
     assignment_release(assignment=claim.assignment)
     assert WorkItem.objects.get().active_leases == 0
@@ -146,13 +126,10 @@ def test_admin_release(project, labeler):
 
 @pytest.mark.django_db
 def test_kind_priorities(project, labeler):
-    make_items(project, 1, kind="prompt_annotation")
-    make_items(project, 0)
-    demo_items = work_items_create(
-        project=project, kind="demonstration", prompts=[project.prompts.first()]
-    )
+    annotation = WorkItemFactory(project=project, kind="prompt_annotation")
+    demonstration = WorkItemFactory(project=project, prompt=annotation.prompt)
     claim = task_claim_next(labeler=labeler, project=project)
-    assert claim.assignment.item_id == demo_items[0].pk  # demonstrations outrank annotation
+    assert claim.assignment.item_id == demonstration.pk  # demonstrations outrank annotation
     only = task_claim_next(
         labeler=UserFactory(roles=[Role.LABELER]), project=project, kinds=["prompt_annotation"]
     )
@@ -161,13 +138,10 @@ def test_kind_priorities(project, labeler):
 
 @pytest.mark.django_db
 def test_claim_query_count_does_not_grow_with_the_queue(project, labeler):
-    make_items(project, 5)
+    WorkItemFactory.create_batch(5, project=project)
     with CaptureQueriesContext(connection) as small:
         submit(labeler, project)
-    make_items_more = PromptIntake(project=project).add(
-        [PromptRow(line=i, text=f"More prompt {i}", customer_id=f"d{i}") for i in range(500)]
-    )
-    work_items_create(project=project, kind="demonstration", prompts=make_items_more)
+    WorkItemFactory.create_batch(500, project=project)
     with CaptureQueriesContext(connection) as large:
         submit(labeler, project)
     assert len(real_queries(large)) == len(real_queries(small))
@@ -186,15 +160,13 @@ STATEMENTS = {"sql": (5, 5), "orm": (8, 9)}
 def test_api_claim_and_submit_run_a_fixed_handful_of_statements(project, labeler, both_hot_paths):
     """The hot path through the API, statement by statement, on both implementations; none
     depends on the queue length."""
-    from tests.conftest import token_client
-
     path = both_hot_paths
     api = token_client(labeler)
     assert api.get("/api/v1/me/").status_code == 200  # caches the roles
     body = {"text": "An answer", "annotation": {"category": "open_qa", "pii": False}}
     counts = []
     for size in (3, 300):
-        make_items(project, size)
+        WorkItemFactory.create_batch(size, project=project)
         with CaptureQueriesContext(connection) as claimed:
             task = api.post(f"/api/v1/projects/{project.slug}/work/next/", {}, format="json")
         with CaptureQueriesContext(connection) as submitted:
@@ -208,20 +180,10 @@ def test_api_claim_and_submit_run_a_fixed_handful_of_statements(project, labeler
 
 
 @pytest.mark.django_db(transaction=True)
-def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Load", "slug": "load"})
-    make_items(project, 1000, required=1)
-    make_items_two = PromptIntake(project=project).add(
-        [
-            PromptRow(line=i, text=f"Two-labeler prompt {i}", customer_id=f"t{i}")
-            for i in range(1000)
-        ]
-    )
-    work_items_create(
-        project=project, kind="demonstration", prompts=make_items_two, required_labels=2
-    )
+def test_32_labelers_2000_items_each_done_by_exactly_its_labelers():
+    project = ProjectFactory()
+    WorkItemFactory.create_batch(1000, project=project, required_labels=1)
+    WorkItemFactory.create_batch(1000, project=project, required_labels=2)
     labelers = [UserFactory(roles=[Role.LABELER]) for _ in range(32)]
     errors: list[BaseException] = []
     done: Counter = Counter()
@@ -266,13 +228,11 @@ def test_32_labelers_2000_items_each_done_by_exactly_its_labelers(admin_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_double_submit_stores_one_demonstration(admin_user):
+def test_concurrent_double_submit_stores_one_demonstration():
     """Two submits of one live lease at once (a double click, a retry) make one demonstration,
     count the item once, and the second is told it was stored already."""
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Twice", "slug": "twice"})
-    make_items(project, 1, required=2)
+    project = ProjectFactory()
+    WorkItemFactory(project=project, required_labels=2)
     labeler = UserFactory(roles=[Role.LABELER])
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     results: list = []
@@ -307,12 +267,10 @@ def test_concurrent_double_submit_stores_one_demonstration(admin_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_late_submits_count_once(admin_user):
+def test_concurrent_late_submits_count_once():
     """Two late submits of one expired assignment (a double click) count it once."""
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Late", "slug": "late"})
-    make_items(project, 1, required=3)
+    project = ProjectFactory()
+    WorkItemFactory(project=project, required_labels=3)
     labeler = UserFactory(roles=[Role.LABELER])
     claim = task_claim_next(labeler=labeler, project=project)
     Assignment.objects.filter(pk=claim.assignment.pk).update(
@@ -341,13 +299,11 @@ def test_concurrent_late_submits_count_once(admin_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_tabs_claiming_at_once_share_one_lease(admin_user):
+def test_two_tabs_claiming_at_once_share_one_lease():
     """Two claims of one labeler at the same moment: the second waits for the first and resumes
     its lease; the item's lease counter counts one lease."""
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Tabs", "slug": "tabs"})
-    make_items(project, 3, required=2)
+    project = ProjectFactory()
+    WorkItemFactory.create_batch(3, project=project, required_labels=2)
     labeler = UserFactory(roles=[Role.LABELER])
     claims: list = []
     barrier = threading.Barrier(2)
@@ -374,7 +330,7 @@ def test_two_tabs_claiming_at_once_share_one_lease(admin_user):
 def test_a_lease_that_expired_unreturned_is_not_leased_again_on_top(project, labeler):
     """A labeler's expired lease not yet returned (the return skips rows others hold) is not
     re-leased to the same labeler, which would count the item's lease twice."""
-    make_items(project, 1, required=2)
+    WorkItemFactory(project=project, required_labels=2)
     first = task_claim_next(labeler=labeler, project=project).assignment
     Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # as if the return had skipped it (it skips rows others hold): this claim returns none
@@ -394,7 +350,7 @@ def test_a_lease_that_expired_unreturned_is_not_leased_again_on_top(project, lab
 def test_hot_statements_are_prepared_and_survive_a_session_reset(project, labeler):
     """psycopg prepares the repeated statements on the server; after DEALLOCATE ALL (what a
     pooler's reset runs) the next claims prepare them again, with no failed call."""
-    make_items(project, 8)
+    WorkItemFactory.create_batch(8, project=project)
     for _ in range(4):
         assert submit(labeler, project) is not None
     with connection.cursor() as cursor:
@@ -407,14 +363,12 @@ def test_hot_statements_are_prepared_and_survive_a_session_reset(project, labele
 
 
 @pytest.mark.django_db(transaction=True)
-def test_late_submit_waits_for_an_item_another_claim_holds_then_counts(admin_user):
+def test_late_submit_waits_for_an_item_another_claim_holds_then_counts():
     """A late submit (the lease expired and was returned) while another transaction holds the
     item, as a claim does: the submit waits for it (no deadlock is possible: a labeler's own
     claims take the labeler's lock first, as submits do) and is counted once it is free."""
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Late", "slug": "late"})
-    make_items(project, 1, required=2)
+    project = ProjectFactory()
+    WorkItemFactory(project=project, required_labels=2)
     labeler = UserFactory(roles=[Role.LABELER])
     token = task_claim_next(labeler=labeler, project=project).assignment.token
     Assignment.objects.filter(token=token).update(expires_at=timezone.now() - timedelta(seconds=1))

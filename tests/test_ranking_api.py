@@ -6,10 +6,8 @@ from django.test.utils import CaptureQueriesContext
 
 from annotations.models import Ranking
 from annotations.roles import Role
-from tests.conftest import token_client
-from tests.factories import UserFactory
-from tests.test_queue import real_queries
-from tests.test_ranking_service import make_comparison
+from tests.factories import ComparisonTaskFactory, UserFactory
+from tests.helpers import real_queries, token_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("both_hot_paths")]
 
@@ -38,7 +36,7 @@ def submit_url(task: dict) -> str:
 
 
 def test_next_submit_read_back_and_idempotent(project, labeler_api):
-    make_comparison(project, k=6, texts=[f"<b>out {i}</b>" for i in range(6)])
+    ComparisonTaskFactory(project=project, texts=[f"<b>out {i}</b>" for i in range(6)])
     task = take(labeler_api, project)
     assert [o["letter"] for o in task["outputs"]] == list("ABCDEF")
     assert task["draft"] is None and task["schema_version"] == 1
@@ -64,7 +62,7 @@ def test_next_submit_read_back_and_idempotent(project, labeler_api):
 
 
 def test_draft_then_next_returns_it(project, labeler_api):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     task = take(labeler_api, project)
     first = task["outputs"][0]["id"]
     draft = {"groups": [[first]], "ratings": {str(first): {"likert": 2}}}
@@ -117,7 +115,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_each_validation_error_is_named_and_nothing_is_saved(case, project, labeler_api):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     task = take(labeler_api, project)
     ids = [output["id"] for output in task["outputs"]]
     body = answer_for(task)
@@ -136,7 +134,7 @@ def test_each_validation_error_is_named_and_nothing_is_saved(case, project, labe
 
 
 def test_malformed_body_has_the_one_error_shape(project, labeler_api):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     task = take(labeler_api, project)
     response = labeler_api.post(submit_url(task), {"groups": "A>B"}, format="json")
     assert response.status_code == 400
@@ -145,7 +143,7 @@ def test_malformed_body_has_the_one_error_shape(project, labeler_api):
 
 
 def test_time_on_task_out_of_range_is_refused_cleanly(project, labeler_api):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     task = take(labeler_api, project)
     body = {**answer_for(task), "time_spent_ms": 10**20}
     response = labeler_api.post(submit_url(task), body, format="json")
@@ -162,8 +160,8 @@ RANKING_STATEMENTS = {"sql": (7, 7), "orm": (11, 10)}
 
 
 def test_next_and_submit_query_counts_do_not_grow_with_k(project, labeler, both_hot_paths):
-    make_comparison(project, k=4)
-    make_comparison(project, k=9)
+    ComparisonTaskFactory(project=project, k=4)
+    ComparisonTaskFactory(project=project, k=9)
     api = token_client(labeler)
     assert api.get("/api/v1/me/").status_code == 200  # caches the roles
     counts = []
@@ -184,7 +182,7 @@ def test_answers_have_the_documented_shape(project, labeler_api):
     comes from the Output serializers, so the keys must match them."""
     from annotations.apis.ranking import RankingNextApi, RankingOutput
 
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     task = take(labeler_api, project)
     assert set(task) == set(RankingNextApi.Output().fields)
     assert set(task["outputs"][0]) == set(RankingNextApi.Output.Output().fields)

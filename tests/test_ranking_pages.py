@@ -10,13 +10,10 @@ from django.test.utils import CaptureQueriesContext
 from annotations.models import Assignment, Ranking
 from annotations.roles import Role
 from annotations.selectors.rankings import ranking_context
-from tests.factories import UserFactory
-from tests.test_queue import real_queries
-from tests.test_ranking_service import make_comparison
+from tests.factories import ComparisonTaskFactory, UserFactory
+from tests.helpers import XSS_IMG, XSS_SCRIPT, logged_in, real_queries
 
 pytestmark = pytest.mark.django_db
-
-XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 
 
 def take(client, project) -> str:
@@ -40,7 +37,7 @@ def form_for(url: str, labeler, *, skip_likert_of: int | None = None) -> dict:
 
 def test_start_claim_render_and_escape(project, labeler_client):
     assert labeler_client.get(f"/projects/{project.slug}/rank/").status_code == 200
-    make_comparison(project, k=4, texts=[*XSS, "plain", "another"])
+    ComparisonTaskFactory(project=project, texts=[XSS_SCRIPT, XSS_IMG, "plain", "another"])
     url = take(labeler_client, project)
     page = labeler_client.get(url)
     html = page.content.decode()
@@ -52,8 +49,8 @@ def test_start_claim_render_and_escape(project, labeler_client):
 
 
 def test_page_query_count_does_not_grow_with_k(project, labeler, labeler_client):
-    make_comparison(project, k=4)
-    make_comparison(project, k=9)
+    ComparisonTaskFactory(project=project, k=4)
+    ComparisonTaskFactory(project=project, k=9)
     counts = []
     for k in (4, 9):
         url = take(labeler_client, project)
@@ -67,7 +64,7 @@ def test_page_query_count_does_not_grow_with_k(project, labeler, labeler_client)
 
 
 def test_form_submit_refusal_keeps_input_then_success_moves_on(project, labeler, labeler_client):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     url = take(labeler_client, project)
     data = form_for(url, labeler, skip_likert_of=2)
     refused = labeler_client.post(url, data)
@@ -89,7 +86,7 @@ def test_form_submit_refusal_keeps_input_then_success_moves_on(project, labeler,
 
 
 def test_autosave_draft_is_restored_on_reload(project, labeler, labeler_client):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     url = take(labeler_client, project)
     data = form_for(url, labeler)
     first = json.loads(data["groups"])[0][0]
@@ -104,11 +101,9 @@ def test_autosave_draft_is_restored_on_reload(project, labeler, labeler_client):
 
 
 def test_others_tokens_are_404_and_roles_are_checked(project, labeler_client, engineer_client):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     url = take(labeler_client, project)
-    other = UserFactory(roles=[Role.LABELER])
-    client = Client()
-    client.force_login(other)
+    client = logged_in(UserFactory(roles=[Role.LABELER]))
     assert client.get(url).status_code == 404
     assert client.post(url + "draft/", {"groups": "[]"}).status_code == 404
     assert engineer_client.get(url).status_code == 403
@@ -116,7 +111,7 @@ def test_others_tokens_are_404_and_roles_are_checked(project, labeler_client, en
 
 
 def test_skip_needs_a_reason_and_moves_on(project, labeler_client):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     url = take(labeler_client, project)
     assert labeler_client.post(url + "skip/", {"reason": " "}).status_code == 302
     assert labeler_client.get(url).status_code == 200

@@ -1,6 +1,5 @@
 """Comparison creation and the ranking services: validation, idempotence, revision, drafts."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,30 +11,11 @@ from annotations.models import Assignment, ComparisonTask, Ranking, WorkItem
 from annotations.models.work import AssignmentState
 from annotations.roles import Role
 from annotations.selectors.rankings import RankingAnswer, ranking_context
-from annotations.services.comparisons import comparison_create
-from annotations.services.prompts import prompt_create
 from annotations.services.queue import leases_expire, task_claim_next
 from annotations.services.rankings import ranking_draft_save, ranking_submit
-from tests.factories import UserFactory
+from tests.factories import ComparisonTaskFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.usefixtures("both_hot_paths")
-
-
-def make_comparison(project, k: int = 4, texts: list[str] | None = None) -> ComparisonTask:
-    # Letters only: digit runs in a random tag could look like a phone number to the PII filter.
-    tag = uuid.uuid4().hex.translate(str.maketrans("0123456789", "ghijklmnop"))
-    prompt = prompt_create(
-        project=project,
-        user=None,
-        text=f"Write a haiku about the sea, variant {tag}",
-        customer_id=f"c-{tag[:8]}",
-    )
-    texts = texts or [f"Output number {i}: waves fold into foam." for i in range(k)]
-    return comparison_create(
-        project=project,
-        prompt=prompt,
-        outputs=[{"text": text, "model_name": f"policy-{i % 2}"} for i, text in enumerate(texts)],
-    )
 
 
 def claim(labeler, project) -> Assignment:
@@ -64,13 +44,13 @@ def full_answer(assignment, *, groups=None) -> dict:
 @pytest.mark.django_db
 def test_comparison_create_checks_k_and_queues_one_ranking_item(project):
     with pytest.raises(ApplicationError) as refused:
-        make_comparison(project, k=3)
+        ComparisonTaskFactory(project=project, k=3)
     assert "between 4 and 9 outputs" in refused.value.message and "got 3" in refused.value.message
     with pytest.raises(ApplicationError):
-        make_comparison(project, k=10)
+        ComparisonTaskFactory(project=project, k=10)
     assert ComparisonTask.objects.count() == 0 and WorkItem.objects.count() == 0
 
-    task = make_comparison(project, k=9)
+    task = ComparisonTaskFactory(project=project, k=9)
     assert [c.position for c in task.completions.all()] == list(range(9))
     item = WorkItem.objects.get()
     assert (item.kind, item.comparison_id, item.required_labels) == ("ranking", task.pk, 1)
@@ -78,7 +58,7 @@ def test_comparison_create_checks_k_and_queues_one_ranking_item(project):
 
 @pytest.mark.django_db
 def test_submit_stores_ranking_completes_the_lease_and_is_idempotent(project, labeler):
-    task = make_comparison(project, k=5)
+    task = ComparisonTaskFactory(project=project, k=5)
     assignment = claim(labeler, project)
     answer = full_answer(assignment)
     ranking = ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
@@ -101,7 +81,7 @@ def test_submit_stores_ranking_completes_the_lease_and_is_idempotent(project, la
 
 @pytest.mark.django_db
 def test_refused_submit_writes_nothing_and_names_letter_and_field(project, labeler):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     assignment = claim(labeler, project)
     answer = full_answer(assignment)
     context = ranking_context(assignment=assignment)
@@ -123,7 +103,7 @@ def test_refused_submit_writes_nothing_and_names_letter_and_field(project, label
 
 @pytest.mark.django_db
 def test_revision_inside_the_window_then_closed(project, labeler):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     assignment = claim(labeler, project)
     answer = full_answer(assignment)
     ranking = ranking_submit(assignment=assignment, labeler=labeler, answer=RankingAnswer(**answer))
@@ -148,7 +128,7 @@ def test_revision_inside_the_window_then_closed(project, labeler):
 
 @pytest.mark.django_db
 def test_draft_keeps_partial_work_and_refuses_bad_values(project, labeler):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     assignment = claim(labeler, project)
     first = ranking_context(assignment=assignment).outputs[0].pk
     partial = {first: {"likert": 3, "fields": {"fails_instruction": "yes"}}}
@@ -182,7 +162,7 @@ def test_draft_keeps_partial_work_and_refuses_bad_values(project, labeler):
 def test_labelers_per_item_and_nobody_submits_for_another(project):
     project.labelers_per_item = 2
     project.save()
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     first, second, third = (UserFactory(roles=[Role.LABELER]) for _ in range(3))
     a, b = claim(first, project), claim(second, project)
     assert task_claim_next(labeler=third, project=project, kinds=["ranking"]) is None
@@ -197,7 +177,7 @@ def test_labelers_per_item_and_nobody_submits_for_another(project):
 
 @pytest.mark.django_db
 def test_lost_lease_keeps_the_answer_as_a_draft(project):
-    make_comparison(project, k=4)
+    ComparisonTaskFactory(project=project, k=4)
     slow, quick = UserFactory(roles=[Role.LABELER]), UserFactory(roles=[Role.LABELER])
     late = claim(slow, project)
     Assignment.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
@@ -214,17 +194,15 @@ def test_lost_lease_keeps_the_answer_as_a_draft(project):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("other", ["submit", "draft"])
-def test_concurrent_submit_and_submit_or_autosave_store_one_ranking(admin_user, other):
+def test_concurrent_submit_and_submit_or_autosave_store_one_ranking(other):
     """A submit racing a second submit (double click) or an autosaved draft of the same task:
     no error from the database, one ranking row, submitted, and the item counted once."""
     import threading
 
     from django.db import connection
 
-    from annotations.services.projects import project_create
-
-    project = project_create(user=admin_user, data={"name": "Race", "slug": f"race-{other}"})
-    make_comparison(project, k=4)
+    project = ProjectFactory()
+    ComparisonTaskFactory(project=project, k=4)
     labeler = UserFactory(roles=[Role.LABELER])
     assignment = claim(labeler, project)
     answer = full_answer(assignment)

@@ -9,8 +9,8 @@ from annotations.roles import Role
 from annotations.services.demonstrations import demonstration_submit
 from annotations.services.queue import task_claim_next
 from annotations.services.reviews import demonstration_review
-from tests.factories import UserFactory
-from tests.test_queue import make_items
+from tests.factories import UserFactory, WorkItemFactory
+from tests.helpers import logged_in
 
 pytestmark = pytest.mark.django_db
 ANNOTATION = {"category": "chat"}
@@ -27,7 +27,7 @@ def submitted(project, labeler, text="The labeler's answer"):
 def test_reject_needs_a_comment_and_the_labeler_sees_it(
     project, labeler, labeler_client, admin_user
 ):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, labeler)
     with pytest.raises(ApplicationError, match="Say why"):
         demonstration_review(
@@ -51,7 +51,7 @@ def test_reject_needs_a_comment_and_the_labeler_sees_it(
 
 
 def test_edit_keeps_the_original_and_accepts(project, labeler, admin_client_):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, labeler)
     url = reverse("review_detail", args=[demonstration.pk])
     assert b"The labeler&#x27;s answer" in admin_client_.get(url).content
@@ -66,17 +66,14 @@ def test_edit_keeps_the_original_and_accepts(project, labeler, admin_client_):
 
 
 def test_reviewer_cannot_review_own_work(project):
-    make_items(project, 2)
+    WorkItemFactory.create_batch(2, project=project)
     reviewer = UserFactory(roles=[Role.REVIEWER])
     other = UserFactory(roles=[Role.LABELER])
     own = submitted(project, reviewer)
     theirs = submitted(project, other)
     with pytest.raises(ApplicationError, match="your own"):
         demonstration_review(demonstration_id=own.pk, reviewer=reviewer, decision="accept")
-    from django.test import Client
-
-    client = Client()
-    client.force_login(reviewer)
+    client = logged_in(reviewer)
     listing = client.get(reverse("review_list")).content.decode()
     assert f'href="/review/demonstrations/{theirs.pk}/"' in listing
     assert f'href="/review/demonstrations/{own.pk}/"' not in listing
@@ -88,7 +85,7 @@ def test_reviewer_cannot_review_own_work(project):
 
 
 def test_labelers_cannot_review(project, labeler, labeler_client):
-    make_items(project, 1)
+    WorkItemFactory(project=project)
     demonstration = submitted(project, UserFactory(roles=[Role.LABELER]))
     assert labeler_client.get(reverse("review_list")).status_code == 403
     assert labeler_client.get(reverse("review_detail", args=[demonstration.pk])).status_code == 403

@@ -13,24 +13,29 @@ from models_service.training.synthetic import (
     synthetic_rankings,
     synthetic_sft_rows,
 )
-from tests.jobs import wait_for
-from tests.test_generation import add_prompts
-from tests.test_training_jobs import snapshot
+from tests.factories import DatasetExportFactory, JobFactory, ModelVersionFactory, PromptFactory
+from tests.helpers import run_export, wait_for
 
 
 @pytest.mark.training
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_sft_rm_ppo_then_the_next_round(
-    celery_worker_live, service, models_dir, settings, project, engineer, tmp_path
+    celery_worker_live, service, models_dir, settings, project, engineer
 ):
     settings.LABELAPP_MODELS_DIR = models_dir
     settings.LABELAPP_INFERENCE_URL = service.base_url
     model_versions_ensure_builtin()
     tiny, tiny_rm = ModelVersion.objects.get(name="tiny"), ModelVersion.objects.get(name="tiny-rm")
-    sft_data = snapshot(project, "sft", {"train": synthetic_sft_rows(24)}, tmp=tmp_path)
-    rm_data = snapshot(project, "rm_rankings", {"train": synthetic_rankings(32, k=4)}, tmp=tmp_path)
-    ppo_data = snapshot(project, "ppo_prompts", {"train": synthetic_prompts(16)}, tmp=tmp_path)
+    sft_data = DatasetExportFactory(
+        project=project, kind="sft", splits={"train": synthetic_sft_rows(24)}
+    )
+    rm_data = DatasetExportFactory(
+        project=project, kind="rm_rankings", splits={"train": synthetic_rankings(32, k=4)}
+    )
+    ppo_data = DatasetExportFactory(
+        project=project, kind="ppo_prompts", splits={"train": synthetic_prompts(16)}
+    )
 
     def train(**kwargs):
         job = wait_for(training_start(user=engineer, seed=1, **kwargs).pk)
@@ -71,7 +76,7 @@ def test_sft_rm_ppo_then_the_next_round(
     assert checkpoints.exists()
     assert all({"reward", "kl"} <= set(c.metrics) for c in checkpoints)
 
-    add_prompts(project, 6)
+    PromptFactory.create_batch(6, project=project)
     job = generation_start(
         project=project,
         user=engineer,
@@ -89,8 +94,8 @@ def test_sft_rm_ppo_then_the_next_round(
 @pytest.mark.django_db
 def test_next_round_link_preselects_the_new_policy(engineer_client, project, engineer):
     model_versions_ensure_builtin()
-    ModelVersion.objects.create(name="test-ppo-job9", path="")
-    job = Job.objects.create(
+    ModelVersionFactory(name="test-ppo-job9")
+    job = JobFactory(
         kind="ppo",
         project=project,
         created_by=engineer,
@@ -108,15 +113,12 @@ def test_next_round_link_preselects_the_new_policy(engineer_client, project, eng
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_exported_snapshots_train_as_they_are(
-    celery_worker_live, models_dir, settings, project, engineer
+    celery_worker_live, models_dir, settings, project, labeled_data, engineer
 ):
     """Rankings and demonstrations made through the app, exported by the export service, feed
     the reward-model and SFT jobs with no glue."""
-    from tests.test_exports import Data, run_export
-
     settings.LABELAPP_MODELS_DIR = models_dir
     model_versions_ensure_builtin()
-    Data(project)
     rankings = run_export(project, kind="rm_rankings", splits=["train", "valid", "test"])
     demonstrations = run_export(project, kind="sft", splits=["train", "valid", "test"])
     assert rankings.ready and demonstrations.ready

@@ -1,6 +1,5 @@
 """Training jobs end to end: a real Celery worker runs the trainer in a spawned subprocess."""
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -10,29 +9,12 @@ import pytest
 from django.urls import reverse
 
 from annotations.errors import ApplicationError
-from annotations.models import DatasetExport, Job, JobMetric, ModelVersion
+from annotations.models import Job, JobMetric, ModelVersion
 from annotations.services.model_versions import model_versions_ensure_builtin
 from annotations.services.training import MAX_ATTEMPTS, training_jobs_reap, training_start
 from models_service.training.synthetic import synthetic_rankings, synthetic_sft_rows
-from tests.jobs import wait_for
-
-
-def snapshot(project, kind: str, splits: dict[str, list[dict]], *, tmp: Path) -> DatasetExport:
-    version = DatasetExport.objects.filter(project=project, kind=kind).count() + 1
-    directory = tmp / f"{kind}-v{version}"
-    directory.mkdir(parents=True)
-    for split, rows in splits.items():
-        with (directory / f"{split}.jsonl").open("w") as out:
-            for row in rows:
-                out.write(json.dumps(row) + "\n")
-    return DatasetExport.objects.create(
-        project=project,
-        kind=kind,
-        version=version,
-        ready=True,
-        directory=str(directory),
-        row_count=sum(map(len, splits.values())),
-    )
+from tests.factories import DatasetExportFactory, JobFactory, ModelVersionFactory
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -42,26 +24,29 @@ def builtin(db, settings, models_dir):
     return {v.name: v for v in ModelVersion.objects.all()}
 
 
-def rm_snapshot(project, tmp, *, train=48, valid=16):
-    return snapshot(
-        project,
-        "rm_rankings",
-        {
+def rm_snapshot(project, *, train=48, valid=16):
+    return DatasetExportFactory(
+        project=project,
+        kind="rm_rankings",
+        splits={
             "train": synthetic_rankings(train, k=4, seed=1),
             "valid": synthetic_rankings(valid, k=4, seed=2),
         },
-        tmp=tmp,
     )
+
+
+def sft_snapshot(project, rows):
+    return DatasetExportFactory(project=project, kind="sft", splits={"train": rows})
 
 
 @pytest.mark.training
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_reward_model_job_registers_a_version_the_service_scores_with(
-    celery_worker_live, service, builtin, project, engineer, tmp_path
+    celery_worker_live, service, builtin, project, engineer
 ):
-    dataset = rm_snapshot(project, tmp_path)
-    demos = snapshot(project, "sft", {"train": synthetic_sft_rows(16, seed=3)}, tmp=tmp_path)
+    dataset = rm_snapshot(project)
+    demos = sft_snapshot(project, synthetic_sft_rows(16, seed=3))
     job = training_start(
         user=engineer,
         kind="reward",
@@ -97,8 +82,8 @@ def test_reward_model_job_registers_a_version_the_service_scores_with(
 @pytest.mark.training
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_cancel_stops_within_a_few_steps(celery_worker_live, builtin, project, engineer, tmp_path):
-    dataset = rm_snapshot(project, tmp_path, train=400)
+def test_cancel_stops_within_a_few_steps(celery_worker_live, builtin, project, engineer):
+    dataset = rm_snapshot(project, train=400)
     job = training_start(
         user=engineer,
         kind="reward",
@@ -118,10 +103,8 @@ def test_cancel_stops_within_a_few_steps(celery_worker_live, builtin, project, e
 @pytest.mark.training
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_killed_trainer_resumes_from_its_checkpoint(
-    celery_worker_live, builtin, project, engineer, tmp_path
-):
-    dataset = rm_snapshot(project, tmp_path, train=240)
+def test_killed_trainer_resumes_from_its_checkpoint(celery_worker_live, builtin, project, engineer):
+    dataset = rm_snapshot(project, train=240)
     job = training_start(
         user=engineer,
         kind="reward",
@@ -142,12 +125,10 @@ def test_killed_trainer_resumes_from_its_checkpoint(
 @pytest.mark.training
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_stale_job_is_queued_again_and_finishes(
-    celery_worker_live, builtin, project, engineer, tmp_path
-):
+def test_stale_job_is_queued_again_and_finishes(celery_worker_live, builtin, project, engineer):
     from django.utils import timezone
 
-    dataset = snapshot(project, "sft", {"train": synthetic_sft_rows(16)}, tmp=tmp_path)
+    dataset = sft_snapshot(project, synthetic_sft_rows(16))
     params = {
         "base_model": "tiny",
         "base_model_dir": str(Path(builtin["tiny"].name)),
@@ -159,7 +140,7 @@ def test_stale_job_is_queued_again_and_finishes(
     from annotations.services.training import model_dir
 
     params["base_model_dir"] = str(model_dir(builtin["tiny"]))
-    lost = Job.objects.create(
+    lost = JobFactory(
         kind="sft",
         project=project,
         created_by=engineer,
@@ -169,7 +150,7 @@ def test_stale_job_is_queued_again_and_finishes(
         dataset=dataset,
         heartbeat_at=timezone.now() - timezone.timedelta(minutes=10),
     )
-    exhausted = Job.objects.create(
+    exhausted = JobFactory(
         kind="sft",
         project=project,
         created_by=engineer,
@@ -187,9 +168,9 @@ def test_stale_job_is_queued_again_and_finishes(
 
 
 @pytest.mark.django_db
-def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_path):
-    rankings = rm_snapshot(project, tmp_path)
-    sft = snapshot(project, "sft", {"train": synthetic_sft_rows(4)}, tmp=tmp_path)
+def test_bad_training_requests_change_nothing(builtin, project, engineer):
+    rankings = rm_snapshot(project)
+    sft = sft_snapshot(project, synthetic_sft_rows(4))
     cases = [
         ({"kind": "sft", "dataset": rankings}, "SFT training trains on a finished SFT"),
         (
@@ -220,22 +201,15 @@ def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_pa
         kwargs.setdefault("base_model", builtin["tiny"])
         with pytest.raises(ApplicationError, match=message):
             training_start(user=engineer, **kwargs)
-    ModelVersion.objects.create(name="remote-only", hub_id="org/model")
+    remote = ModelVersionFactory(name="remote-only", hub_id="org/model")
     with pytest.raises(ApplicationError, match="has no local weights"):
-        training_start(
-            user=engineer,
-            kind="sft",
-            dataset=sft,
-            base_model=ModelVersion.objects.get(name="remote-only"),
-        )
+        training_start(user=engineer, kind="sft", dataset=sft, base_model=remote)
     assert not Job.objects.exists()
 
 
 @pytest.mark.django_db
-def test_training_dashboard(
-    engineer_client, admin_client_, labeler_client, builtin, project, tmp_path
-):
-    rm_snapshot(project, tmp_path)
+def test_training_dashboard(engineer_client, admin_client_, labeler_client, builtin, project):
+    rm_snapshot(project)
     page = engineer_client.get(reverse("training_new", args=["test"]))
     assert page.status_code == 200
     assert b"9e-06" in page.content  # the paper's RM learning rate as the default

@@ -55,11 +55,3 @@ def page(chromium, live_server) -> Iterator[object]:
     context.close()
     assert not page.dialogs, f"a dialog opened: {page.dialogs}"
     assert not page.errors, f"JavaScript errors: {page.errors}"
-
-
-def log_in(page, user, password: str = "correct-horse-battery") -> None:
-    page.goto("/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)

@@ -2,17 +2,16 @@
 
 import pytest
 
-from annotations.models import Job, JobMetric
-from tests.browser.conftest import log_in
-from tests.test_quality import comparisons, rank
+from tests.factories import ComparisonTaskFactory, JobFactory, JobMetricFactory, RankingFactory
+from tests.helpers import log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_quality_charts(page, admin_user, labeler, project):
-    first, _ = comparisons(project, 2)
-    rank(first, labeler, [[0], [1], [2], [3]])
-    rank(first, admin_user, [[1], [0], [2], [3]])
+    first, _ = ComparisonTaskFactory.create_batch(2, project=project)
+    RankingFactory(task=first, labeler=labeler, order=[[0], [1], [2], [3]])
+    RankingFactory(task=first, labeler=admin_user, order=[[1], [0], [2], [3]])
     log_in(page, admin_user)
     page.goto(f"/projects/{project.slug}/quality/")
     page.wait_for_function("Chart.getChart(document.getElementById('per-day')) !== undefined")
@@ -22,7 +21,7 @@ def test_quality_charts(page, admin_user, labeler, project):
 
 
 def test_training_job_charts(page, engineer, project):
-    job = Job.objects.create(
+    job = JobFactory(
         kind="reward",
         project=project,
         created_by=engineer,
@@ -31,7 +30,7 @@ def test_training_job_charts(page, engineer, project):
         progress_total=3,
     )
     for step in (1, 2, 3):
-        JobMetric.objects.create(
+        JobMetricFactory(
             job=job, step=step, values={"loss": 1.0 / step, "accuracy": 0.5 + step / 10, "lr": 1e-5}
         )
     log_in(page, engineer)

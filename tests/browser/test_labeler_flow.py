@@ -5,28 +5,19 @@ import re
 
 import pytest
 
-from annotations.intake.pipeline import PromptIntake
-from annotations.intake.rows import PromptRow
 from annotations.models import Demonstration, PromptAnnotation
 from annotations.roles import Role
-from annotations.services.projects import project_create
-from annotations.services.queue import work_items_create
-from tests.browser.conftest import log_in
-from tests.factories import UserFactory
+from tests.factories import ProjectFactory, UserFactory, WorkItemFactory
+from tests.helpers import XSS_IMG, XSS_SCRIPT, log_in
 
-XSS = "Reply to this:\n  <script>alert(1)</script>\n  <img src=x onerror=alert(1)>"
+XSS = f"Reply to this:\n  {XSS_SCRIPT}\n  {XSS_IMG}"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_labeler_writes_autosaves_reloads_submits_and_skips(page):
-    project = project_create(user=None, data={"name": "Browser", "slug": "browser"})
-    prompts = PromptIntake(project=project).add(
-        [
-            PromptRow(line=1, text=XSS, customer_id="a"),
-            PromptRow(line=2, text="Second prompt, to skip", customer_id="b"),
-        ]
-    )
-    work_items_create(project=project, kind="demonstration", prompts=prompts)
+    project = ProjectFactory()
+    WorkItemFactory(project=project, prompt__text=XSS)
+    WorkItemFactory(project=project, prompt__text="Second prompt, to skip")
     labeler = UserFactory(roles=[Role.LABELER])
     log_in(page, labeler)
 
@@ -70,9 +61,7 @@ def test_labeler_writes_autosaves_reloads_submits_and_skips(page):
 
 @pytest.mark.django_db(transaction=True)
 def test_autosave_says_when_it_fails_and_retries(page):
-    project = project_create(user=None, data={"name": "Retry", "slug": "retry"})
-    prompts = PromptIntake(project=project).add([PromptRow(line=1, text="Hi", customer_id="a")])
-    work_items_create(project=project, kind="demonstration", prompts=prompts)
+    WorkItemFactory(prompt__text="Hi")
     labeler = UserFactory(roles=[Role.LABELER])
     log_in(page, labeler)
     page.goto("/work/")

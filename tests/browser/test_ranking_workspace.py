@@ -4,18 +4,17 @@ the submit gate, and task text that tries to run script."""
 import pytest
 
 from annotations.models import Ranking
-from tests.browser.conftest import log_in
-from tests.test_ranking_service import make_comparison
+from tests.factories import ComparisonTaskFactory
+from tests.helpers import XSS_IMG, XSS_SCRIPT, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+XSS = [XSS_SCRIPT, XSS_IMG]
 
 
 def open_next(page, project, k):
     texts = [XSS[i % 2] + f" output {i}\n" * 3 for i in range(k)]
     texts[0] += "a long paragraph\n" * 60
-    make_comparison(project, k=k, texts=texts)
+    ComparisonTaskFactory(project=project, texts=texts)
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"/projects/{project.slug}/rank/")
     page.get_by_role("button", name="Take the next comparison").click()

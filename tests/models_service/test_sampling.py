@@ -62,7 +62,7 @@ def test_temperature_zero_rows_stay_greedy_beside_sampled_rows() -> None:
     assert not torch.equal(perturbed[1], scores[1])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     logits=st.lists(st.floats(-8, 8), min_size=1, max_size=12),
     top_p=st.floats(0.01, 1.0),

@@ -64,7 +64,7 @@ def groupings(draw):
     return groups, rewards
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(groupings())
 def test_kway_loss_equals_mean_pairwise_loss(case) -> None:
     groups, rewards = case
