@@ -50,13 +50,19 @@ class SftHyperparameters:
 class PpoHyperparameters:
     """Defaults from InstructGPT where they apply (beta 0.02, clip 0.2, gamma 1, lambda 0.95, one
     inner epoch); its batch 512 / minibatch 64 and gamma_ptx 27.8 are for scale: set them per job.
-    gamma_ptx 0 is plain PPO. `batch_size` counts episodes (one sample per prompt) per step."""
+    gamma_ptx 0 is plain PPO. `batch_size` counts episodes (one sample per prompt) per step;
+    `minibatch_size` episodes make one optimiser step, accumulated over `micro_batch_size` episodes
+    per forward (None: the whole minibatch). `value_learning_rate` None: the policy's rate.
+    `missing_eos_penalty` is subtracted from the reward of responses that hit the token limit.
+    `sample_every` steps, `samples_shown` generations go to the job page's samples table."""
 
     learning_rate: float = 1e-5
+    value_learning_rate: float | None = None
     epochs: int = 1
     max_steps: int | None = None
     batch_size: int = 64
     minibatch_size: int = 16
+    micro_batch_size: int | None = None
     ppo_epochs: int = 1
     max_new_tokens: int = 64
     temperature: float = 1.0
@@ -69,10 +75,13 @@ class PpoHyperparameters:
     gamma_ptx: float = 0.0
     ptx_batch_size: int | None = None
     whiten_advantages: bool = True
+    missing_eos_penalty: float | None = None
     max_grad_norm: float = 1.0
     warmup_steps: int = 0
     max_length: int = 512
     checkpoint_every: int = 50
+    sample_every: int = 10
+    samples_shown: int = 4
 
 
 @dataclass(frozen=True)

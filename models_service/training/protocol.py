@@ -136,8 +136,20 @@ class EventStream:
         self.stream.flush()
         return record
 
-    def progress(self, *, step: int, total: int, metrics: dict[str, Any]) -> None:
-        self.emit("progress", step=step, total=total, metrics=clean_metrics(metrics))
+    def progress(
+        self,
+        *,
+        step: int,
+        total: int,
+        metrics: dict[str, Any],
+        samples: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """One step's metrics and, every few steps, a table of sample generations (rows of
+        prompt, response, reward, ended)."""
+        fields: dict[str, Any] = {"metrics": clean_metrics(metrics)}
+        if samples:
+            fields["samples"] = [clean_metrics(row) for row in samples]
+        self.emit("progress", step=step, total=total, **fields)
 
     def checkpoint(self, *, path: Path, step: int, metrics: dict[str, Any]) -> None:
         self.emit("checkpoint", path=str(path), step=step, metrics=clean_metrics(metrics))

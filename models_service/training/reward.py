@@ -5,9 +5,8 @@ prompt are encoded K-1 times each and the C(K,2) comparisons are shuffled apart;
 the K completions of a prompt in one forward pass and takes the loss over all its pairs
 (reference/instructgpt.md section 5; bench/reward_model.py measures the difference).
 
-Texts are encoded as `tokenizer(prompt + completion)` (the tokenizer's own special tokens, i.e. BOS,
-and no EOS) both for training and for scoring: online RL scores sampled completions without EOS,
-so the reward model must be trained on the same form.
+Texts are encoded by `scoring.encode` both for training and for scoring (see `scoring` for the
+form and the window, which the trained model carries in its config).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,8 +36,14 @@ from models_service.training.runtime import (
     save_training_state,
     seed_everything,
 )
-
-BIAS_KEY = "reward_bias"
+from models_service.training.scoring import (
+    BIAS_KEY,
+    MAX_LENGTH_KEY,
+    encode,
+    pad_batch,
+    raw_rewards,
+    score,
+)
 
 
 @dataclass(frozen=True)
@@ -94,67 +98,6 @@ def kway_loss(rewards: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -
     if winners.numel() == 0:
         return rewards.sum() * 0.0
     return -F.logsigmoid(rewards[winners] - rewards[losers]).mean()
-
-
-def encode(tokenizer, prompt: str, completion: str, *, max_length: int) -> list[int]:
-    """Token ids the reward model sees: BOS + prompt + completion, no EOS, the last `max_length`."""
-    text = prompt + completion
-    # A prompt rendered by a chat template already starts with BOS: do not add a second one.
-    bos = tokenizer.bos_token
-    ids = tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids
-    return list(ids)[-max_length:]
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids and attention_mask (the head finds the last non-pad token)."""
-    width = max(len(sequence) for sequence in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        input_ids[row, : len(sequence)] = torch.tensor(list(sequence), dtype=torch.long)
-        attention_mask[row, : len(sequence)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-
-def raw_rewards(model, batch: dict[str, torch.Tensor], *, bf16: bool) -> torch.Tensor:
-    """One scalar per row, in float32, without the demonstration bias."""
-    device_type = batch["input_ids"].device.type
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(**batch).logits
-    return logits.float().squeeze(-1)
-
-
-def reward_bias(model) -> float:
-    """The offset stored in the model's config so that demonstrations score 0 on average."""
-    return float(getattr(model.config, BIAS_KEY, 0.0) or 0.0)
-
-
-@torch.no_grad()
-def score(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    *,
-    batch_size: int = 32,
-    max_length: int = 512,
-    bf16: bool = False,
-) -> torch.Tensor:
-    """Reward of each (prompt, completion), bias included, encoded exactly as in training."""
-    device = next(model.parameters()).device
-    sequences = [
-        encode(tokenizer, p, c, max_length=max_length)
-        for p, c in zip(prompts, completions, strict=True)
-    ]
-    scores = [
-        raw_rewards(
-            model,
-            pad_batch(sequences[i : i + batch_size], tokenizer.pad_token_id, device),
-            bf16=bf16,
-        )
-        for i in range(0, len(sequences), batch_size)
-    ]
-    return torch.cat(scores).cpu() + reward_bias(model) if scores else torch.zeros(0)
 
 
 def ranking_accuracy(
@@ -248,6 +191,7 @@ def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Out
         source, num_labels=1, dtype=torch.float32
     )
     ensure_pad_embedding(model, tokenizer)
+    setattr(model.config, MAX_LENGTH_KEY, hp.max_length)  # scoring reads the same window
     model.to(device.name).train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
@@ -383,13 +327,3 @@ def demonstration_pairs(rows: Sequence[dict[str, Any]], tokenizer) -> tuple[list
             prompts.append(row["prompt"])
             completions.append(row["completion"])
     return prompts, completions
-
-
-def load_reward_model(model_dir: Path, device: str = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) of a trained reward model, in eval mode; `score` applies its bias."""
-    from transformers import AutoModelForSequenceClassification
-
-    tokenizer = load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
-    ensure_pad_embedding(model, tokenizer)
-    return model.to(device).eval(), tokenizer

@@ -22,7 +22,6 @@ from models_service.training.hf_trainer import (
 from models_service.training.hyperparameters import RlooHyperparameters
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
-from models_service.training.reward import load_reward_model, score
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
@@ -32,6 +31,7 @@ from models_service.training.runtime import (
     read_jsonl,
     seed_everything,
 )
+from models_service.training.scoring import load_reward_model, score
 
 TRAINER_DIR = "trainer"
 

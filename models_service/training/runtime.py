@@ -173,3 +173,25 @@ def ensure_pad_embedding(model, tokenizer) -> None:
     generation_config = getattr(model, "generation_config", None)
     if generation_config is not None:
         generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def disable_dropout(model) -> None:
+    """Turn every dropout of `model` off while leaving it in train mode (activation checkpointing
+    needs train mode). RL needs this: with dropout, the update's log-probs and values are not
+    those of the rollout, so the PPO ratio starts away from 1 and the KL estimate is noise.
+
+    Covers `nn.Dropout` modules and the float `*dropout*` attributes that attention layers read
+    directly (Llama's `attention_dropout`), in the modules and in the config.
+    """
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+    config = getattr(model, "config", None)
+    for name, value in list(vars(config).items()) if config is not None else []:
+        if ("dropout" in name or name.endswith("_pdrop")) and isinstance(value, float):
+            setattr(config, name, 0.0)

@@ -16,9 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from models_service.sampling import sample
 from models_service.tiny import ensure_tiny
 from models_service.training.protocol import EventStream, TrainingSpec
-from models_service.training.reward import load_reward_model, score
 from models_service.training.run import run_spec
 from models_service.training.runtime import Device, write_jsonl
+from models_service.training.scoring import load_reward_model, score
 from models_service.training.sft import completion_loss
 from models_service.training.synthetic import (
     synthetic_prompts,

@@ -18,14 +18,13 @@ from models_service.training.protocol import EventStream, TrainingSpec
 from models_service.training.reward import (
     RankingExample,
     kway_loss,
-    load_reward_model,
     prompt_losses,
     ranking_from_row,
     ranking_pairs,
-    score,
 )
 from models_service.training.run import run_spec
 from models_service.training.runtime import Device, write_jsonl
+from models_service.training.scoring import load_reward_model, score
 from models_service.training.synthetic import (
     pairs_from_rankings,
     strict_rankings,
@@ -156,8 +155,9 @@ def test_reward_model_learns_the_marker_preference_and_demonstrations_score_zero
 
 
 def test_chat_demonstrations_render_the_template_once_without_a_second_bos(tiny_models) -> None:
-    from models_service.training.reward import demonstration_pairs, encode
+    from models_service.training.reward import demonstration_pairs
     from models_service.training.runtime import load_tokenizer
+    from models_service.training.scoring import encode
 
     tokenizer = load_tokenizer(tiny_models[1])
     messages = [
