@@ -1,0 +1,198 @@
+"""Running a training job in the gpu worker.
+
+The worker spawns `python -m models_service.training.run SPEC.json` (a fresh process: CUDA is never
+initialised in the worker) and follows its JSON-lines events: progress and metrics, checkpoints,
+the log, and the outcome. The job row holds everything: state, heartbeat, progress, metrics per
+step, log tail, checkpoint, dataset snapshot, code version, hyperparameters and seed. A child that
+dies is restarted from its last checkpoint, up to MAX_ATTEMPTS in all.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotations.models import Job, JobMetric, ModelVersion
+from annotations.models.jobs import JobKind
+from annotations.models.outputs import ModelKind
+from annotations.services.jobs import job_fail, job_log, job_mark_cancelled, job_succeed
+from annotations.services.model_versions import model_version_register
+from annotations.services.training.lease import MAX_ATTEMPTS, _Heartbeat, training_claim
+from annotations.services.training.start import MODEL_KIND, TRAINER_KIND
+from models_service import REPO_ROOT
+
+
+def _output_dir(job: Job) -> Path:
+    path = Path(settings.MEDIA_ROOT) / "training" / f"job-{job.pk}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _spec(job: Job, output_dir: Path) -> dict[str, Any]:
+    params = job.params
+    return {
+        "kind": TRAINER_KIND[job.kind],
+        "base_model": params["base_model_dir"],
+        "output_dir": str(output_dir),
+        "data": params["data"],
+        "hyperparameters": params["hyperparameters"],
+        "seed": job.seed or 0,
+        "resume_from": job.checkpoint_path or None,
+        "cancel_file": str(output_dir / "CANCEL"),
+        "reward_model": params.get("reward_model_dir"),
+    }
+
+
+def _record(job: Job, event: dict[str, Any], cancel_file: Path) -> None:
+    kind = event.get("event")
+    now = timezone.now()
+    if kind == "progress":
+        step, total = int(event["step"]), int(event["total"])
+        JobMetric.objects.update_or_create(
+            job=job, step=step, defaults={"values": event.get("metrics", {})}
+        )
+        elapsed = (now - job.started_at).total_seconds() if job.started_at else 0
+        Job.objects.filter(pk=job.pk).update(
+            progress_done=step,
+            progress_total=total,
+            heartbeat_at=now,
+            message=f"Step {step} of {total}." + _eta(step, total, elapsed),
+        )
+        if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            cancel_file.touch()
+    elif kind == "checkpoint":
+        Job.objects.filter(pk=job.pk).update(checkpoint_path=event["path"], heartbeat_at=now)
+        job_log(job_id=job.pk, line=f"checkpoint at step {event.get('step')}: {event['path']}")
+        if job.kind == JobKind.PPO:
+            _register_checkpoint(job, event)
+    elif kind == "log":
+        job_log(job_id=job.pk, line=str(event.get("message", "")))
+
+
+def _register_checkpoint(job: Job, event: dict[str, Any]) -> None:
+    """Each PPO checkpoint becomes a model version carrying its reward and KL, so that
+    over-optimisation (reward rising while KL grows) can be seen and sampled from."""
+    model_path = Path(event["path"]) / "model"
+    if not (model_path / "config.json").is_file():
+        return
+    metrics = event.get("metrics", {})
+    name = f"{_version_prefix(job)}-step{int(event.get('step', 0))}"
+    with transaction.atomic():
+        if not ModelVersion.objects.filter(name=name).exists():
+            model_version_register(
+                name=name,
+                kind=ModelKind.POLICY,
+                path=str(model_path),
+                job=job,
+                parent=ModelVersion.objects.filter(name=job.params["base_model"]).first(),
+                metrics={
+                    k: metrics[k]
+                    for k in ("reward", "kl", "loss")
+                    if isinstance(metrics.get(k), int | float)
+                },
+            )
+
+
+def _version_prefix(job: Job) -> str:
+    prefix = job.project.slug if job.project else "model"
+    return f"{prefix}-{TRAINER_KIND[job.kind]}-job{job.pk}"
+
+
+def _eta(step: int, total: int, elapsed: float) -> str:
+    if step <= 0 or total <= step or elapsed <= 0:
+        return ""
+    return f" About {int(elapsed / step * (total - step))} s left."
+
+
+def _run_child(job: Job, output_dir: Path) -> dict[str, Any] | None:
+    """Run the trainer once; the last outcome event, or None when the child died without one."""
+    spec_path = output_dir / f"spec-{job.attempts}.json"
+    spec_path.write_text(json.dumps(_spec(job, output_dir), indent=2))
+    cancel_file = output_dir / "CANCEL"
+    log_path = output_dir / "trainer.log"
+    heartbeat = _Heartbeat(job_id=job.pk, cancel_file=cancel_file)
+    outcome = None
+    with log_path.open("a") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "models_service.training.run", str(spec_path)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        Job.objects.filter(pk=job.pk).update(result={**job.result, "pid": child.pid})
+        heartbeat.start()
+        try:
+            for line in child.stdout:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if event.get("event") in ("done", "error", "cancelled"):
+                    outcome = event
+                else:
+                    _record(job, event, cancel_file)
+            child.wait()
+        finally:
+            heartbeat.stopped.set()
+            heartbeat.join()
+    return outcome
+
+
+def training_run(*, job_id: int, runner: str) -> None:
+    """Run a training job to its end (called by the gpu worker). Restarts a child that died,
+    from its last checkpoint, up to MAX_ATTEMPTS in all."""
+    job = training_claim(job_id=job_id, runner=runner)
+    if job is None:
+        return
+    output_dir = _output_dir(job)
+    while True:
+        outcome = _run_child(job, output_dir)
+        job.refresh_from_db()
+        if outcome is not None:
+            _finish(job, outcome)
+            return
+        if job.attempts >= MAX_ATTEMPTS:
+            job_fail(
+                job_id=job.pk,
+                message=f"The trainer died {job.attempts} times; the last "
+                f"checkpoint is {job.checkpoint_path or 'none'}. See {output_dir}/trainer.log.",
+            )
+            return
+        job_log(
+            job_id=job.pk,
+            line=f"The trainer died; resuming from {job.checkpoint_path or 'the start'}.",
+        )
+        Job.objects.filter(pk=job.pk).update(attempts=F("attempts") + 1)
+        job.refresh_from_db()
+
+
+def _finish(job: Job, outcome: dict[str, Any]) -> None:
+    event = outcome["event"]
+    if event == "cancelled":
+        job_mark_cancelled(job_id=job.pk, result={"checkpoint": job.checkpoint_path})
+        return
+    if event == "error":
+        job_fail(job_id=job.pk, message=f"Training failed: {outcome.get('message', '')}")
+        return
+    metrics = outcome.get("metrics", {})
+    with transaction.atomic():
+        version = model_version_register(
+            name=_version_prefix(job),
+            kind=MODEL_KIND[job.kind],
+            path=outcome["model_dir"],
+            parent=ModelVersion.objects.filter(name=job.params["base_model"]).first(),
+            job=job,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        )
+        job_succeed(
+            job_id=job.pk,
+            result={"model_version": version.name, "metrics": metrics},
+            message=f"Trained {version.name}; the inference service serves it now.",
+        )

@@ -1,0 +1,179 @@
+"""Checking and queueing training jobs (SFT, reward model, PPO-ptx, RLOO).
+
+`training_start` validates a request against the snapshot, the models and the trainer's own
+hyperparameter dataclasses, and queues one job on the gpu queue; nothing is created on error.
+"""
+
+import math
+import secrets
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from annotations.errors import ApplicationError
+from annotations.models import DatasetExport, Job, ModelVersion, Project
+from annotations.models.jobs import ExportKind, JobKind
+from annotations.models.outputs import ModelKind
+from annotations.services.jobs import code_version, job_create
+from models_service.training.hyperparameters import BY_KIND
+
+TRAINER_KIND = {
+    JobKind.SFT: "sft",
+    JobKind.REWARD: "reward",
+    JobKind.PPO: "ppo",
+    JobKind.RLOO: "rloo",
+}
+DATA_KIND = {
+    JobKind.SFT: ExportKind.SFT,
+    JobKind.REWARD: ExportKind.RM_RANKINGS,
+    JobKind.PPO: ExportKind.PPO_PROMPTS,
+    JobKind.RLOO: ExportKind.PPO_PROMPTS,
+}
+MODEL_KIND = {
+    JobKind.SFT: ModelKind.POLICY,
+    JobKind.REWARD: ModelKind.REWARD,
+    JobKind.PPO: ModelKind.POLICY,
+    JobKind.RLOO: ModelKind.POLICY,
+}
+BUILTIN_DIRS = {"tiny": "tiny", "tiny-rm": "tiny-rm"}
+
+
+def model_dir(version: ModelVersion) -> Path:
+    """Where a version's weights are: its directory, or the built-in tiny models (built on first
+    use). ApplicationError for a version the trainer cannot load from disk."""
+    if version.path:
+        return Path(version.path)
+    if version.name in BUILTIN_DIRS:
+        from models_service.tiny import ensure_tiny
+
+        policy, reward = ensure_tiny(settings.LABELAPP_MODELS_DIR)
+        return policy if version.name == "tiny" else reward
+    raise ApplicationError(
+        f"Model {version.name!r} has no local weights; register its directory to train from it.",
+        code="model_not_local",
+    )
+
+
+def _check_hyperparameters(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    known = {field.name for field in fields(BY_KIND[kind])}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ApplicationError(
+            f"Unknown hyperparameters {', '.join(unknown)}; "
+            f"{kind} takes {', '.join(sorted(known))}.",
+            code="invalid_hyperparameters",
+        )
+    types = {field.name: str(field.type) for field in fields(BY_KIND[kind])}
+    problems = [
+        f"{name} {problem}"
+        for name, value in raw.items()
+        if (problem := _value_problem(types[name], value))
+    ]
+    if problems:
+        raise ApplicationError(
+            "Hyperparameters not usable: " + "; ".join(problems) + ".",
+            code="invalid_hyperparameters",
+        )
+    return raw
+
+
+def _value_problem(type_name: str, value: Any) -> str | None:
+    """Why `value` does not fit a hyperparameter declared as `type_name`, or None."""
+    if value is None:
+        return None if "None" in type_name else "must be set"
+    if "bool" in type_name:
+        return None if isinstance(value, bool) else "must be true or false"
+    if "str" in type_name:
+        return None if isinstance(value, str) else "must be text"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "must be a number"
+    if "int" in type_name and "float" not in type_name and not isinstance(value, int):
+        return "must be a whole number"
+    if not math.isfinite(value) or value < -1:
+        return "must be a finite number, at least 0 (-1 where it means 'no limit')"
+    return None
+
+
+def _dataset_file(dataset: DatasetExport, split: str) -> str | None:
+    for name in (f"{split}.jsonl", f"{split}.jsonl.gz"):
+        path = Path(dataset.directory) / name
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def training_start(
+    *,
+    user: Any,
+    kind: str,
+    dataset: DatasetExport,
+    base_model: ModelVersion,
+    reward_model: ModelVersion | None = None,
+    pretrain: DatasetExport | None = None,
+    demonstrations: DatasetExport | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> Job:
+    """Check a training request and queue it on the gpu queue. Nothing is created on error."""
+    if kind not in TRAINER_KIND:
+        raise ApplicationError(f"Unknown training kind {kind!r}.", code="invalid_kind")
+    if not dataset.ready or dataset.kind != DATA_KIND[kind]:
+        raise ApplicationError(
+            f"{JobKind(kind).label} trains on a finished {ExportKind(DATA_KIND[kind]).label} "
+            f"export; snapshot v{dataset.version} is a {dataset.get_kind_display()} export"
+            f"{'' if dataset.ready else ' that is not finished'}.",
+            code="wrong_dataset",
+        )
+    train_file = _dataset_file(dataset, "train")
+    if train_file is None:
+        raise ApplicationError("The snapshot has no train split to train on.", code="no_train")
+    if kind in (JobKind.PPO, JobKind.RLOO) and (
+        reward_model is None or reward_model.kind != ModelKind.REWARD
+    ):
+        raise ApplicationError(f"{JobKind(kind).label} needs a reward model.", code="no_reward")
+    if base_model.kind != ModelKind.POLICY and kind != JobKind.REWARD:
+        raise ApplicationError(
+            f"{JobKind(kind).label} starts from a policy; {base_model.name} is a reward model.",
+            code="wrong_base_model",
+        )
+    for role, extra in (("demonstrations", demonstrations), ("pretrain", pretrain)):
+        if extra is not None and not (extra.ready and extra.kind == ExportKind.SFT):
+            raise ApplicationError(
+                f"The {role} snapshot must be a finished SFT export; v{extra.version} is a "
+                f"{extra.get_kind_display()} export{'' if extra.ready else ' not finished'}.",
+                code="wrong_dataset",
+            )
+    hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
+    data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
+    if demonstrations is not None:
+        data["demonstrations"] = _dataset_file(demonstrations, "train")
+    if pretrain is not None:
+        data["pretrain"] = _dataset_file(pretrain, "train")
+    params = {
+        "base_model": base_model.name,
+        "base_model_dir": str(model_dir(base_model)),
+        "reward_model": reward_model.name if reward_model else None,
+        "reward_model_dir": str(model_dir(reward_model)) if reward_model else None,
+        "data": data,
+        "hyperparameters": hyper,
+    }
+    with transaction.atomic():
+        job = job_create(kind=kind, project=dataset.project, user=user, params=params)
+        Job.objects.filter(pk=job.pk).update(
+            dataset=dataset,
+            seed=seed if seed is not None else secrets.randbelow(2**31),
+            code_version=code_version(),
+        )
+    job.refresh_from_db()
+    return job
+
+
+def training_datasets(*, project: Project, kind: str) -> list[DatasetExport]:
+    return list(
+        DatasetExport.objects.filter(project=project, kind=DATA_KIND[kind], ready=True).order_by(
+            "-version"
+        )
+    )
