@@ -242,3 +242,22 @@ def test_training_dashboard(
     assert admin_client_.get(reverse("training_new", args=["test"])).status_code == 403
     assert labeler_client.get(reverse("training_list")).status_code == 403
     assert engineer_client.get(reverse("training_list")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_metrics_api_gives_numeric_series_and_the_latest_sample_tables(engineer, project):
+    from tests.conftest import token_client
+
+    job = Job.objects.create(kind="ppo", project=project, created_by=engineer, state="running")
+    row = {"prompt": "Say <b>hi</b>", "response": " hi", "reward": 0.5, "ended": True}
+    for step, values in (
+        (1, {"kl": 0.0, "samples": [row]}),
+        (2, {"kl": 0.1}),
+        (3, {"kl": 0.2, "samples": [{**row, "reward": -1.0, "ended": False}]}),
+    ):
+        JobMetric.objects.create(job=job, step=step, values=values)
+    body = token_client(engineer).get(reverse("api_job_metrics", args=[job.pk])).json()
+    assert body["steps"] == [1, 2, 3]
+    assert body["series"] == {"kl": [0.0, 0.1, 0.2]}
+    assert [table["step"] for table in body["samples"]] == [3, 1]
+    assert body["samples"][0]["rows"] == [{**row, "reward": -1.0, "ended": False}]

@@ -12,7 +12,7 @@ from annotations.selectors.access import (
     model_version_get_for_user,
     project_get_for_user,
 )
-from annotations.selectors.training import job_metrics_series
+from annotations.selectors.training import job_metrics_series, job_samples
 from annotations.services.training import training_start
 
 
@@ -60,6 +60,18 @@ class TrainingStartApi(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class JobSampleRowOutput(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=True)
+    response = serializers.CharField(allow_blank=True)
+    reward = serializers.FloatField(allow_null=True)
+    ended = serializers.BooleanField(allow_null=True, default=None)
+
+
+class JobSamplesOutput(serializers.Serializer):
+    step = serializers.IntegerField()
+    rows = JobSampleRowOutput(many=True)
+
+
 class JobMetricsApi(APIView):
     """Metrics per step of a job, as series for charts."""
 
@@ -71,11 +83,19 @@ class JobMetricsApi(APIView):
 
         steps = serializers.ListField(child=serializers.IntegerField())
         series = serializers.DictField(child=serializers.ListField(allow_null=True))
+        samples = JobSamplesOutput(
+            many=True, help_text="sample generations of the last steps that logged"
+        )
         state = serializers.CharField()
         percent = serializers.IntegerField()
 
-    @extend_schema(responses=Output, summary="A job's metrics per step")
+    @extend_schema(responses=Output, summary="A job's metrics per step and sample generations")
     def get(self, request: Request, pk: int) -> Response:
         job = job_get_for_user(user=request.user, pk=pk)
-        body = {**job_metrics_series(job=job), "state": job.state, "percent": job.percent}
+        body = {
+            **job_metrics_series(job=job),
+            "samples": job_samples(job=job),
+            "state": job.state,
+            "percent": job.percent,
+        }
         return Response(self.Output(body).data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,22 @@ class ProtocolCallback(TrainerCallback):
     exists, asks the trainer to save and stop.
     """
 
-    def __init__(self, spec: TrainingSpec, events: EventStream) -> None:
+    def __init__(
+        self,
+        spec: TrainingSpec,
+        events: EventStream,
+        *,
+        renames: dict[str, str] | None = None,
+        samples: Callable[[], list[dict[str, Any]]] | None = None,
+        sample_every: int = 0,
+    ) -> None:
+        """`renames` maps a Trainer's metric names to ours (so PPO's and RLOO's charts share
+        names); `samples` gives the latest sample generations, sent every `sample_every` steps."""
         self.spec = spec
         self.events = events
+        self.renames = renames or {}
+        self.samples = samples
+        self.sample_every = sample_every
         self.cancelled = False
         self.metrics: dict[str, Any] = {}
 
@@ -37,10 +51,16 @@ class ProtocolCallback(TrainerCallback):
         logs = logs or {}
         if "loss" not in logs:
             return control
-        numbers = {k: v for k, v in logs.items() if isinstance(v, int | float)}
+        numbers = {self.renames.get(k, k): v for k, v in logs.items() if isinstance(v, int | float)}
         self.metrics = {"loss": numbers.pop("loss"), "lr": numbers.pop("learning_rate", None)}
         self.metrics.update(numbers)
-        self.events.progress(step=state.global_step, total=state.max_steps, metrics=self.metrics)
+        step = state.global_step
+        samples = None
+        if self.samples and self.sample_every and (step == 1 or step % self.sample_every == 0):
+            samples = self.samples()
+        self.events.progress(
+            step=step, total=state.max_steps, metrics=self.metrics, samples=samples
+        )
         return control
 
     def on_save(self, args, state, control, **kwargs) -> Any:

@@ -100,6 +100,8 @@ class RlooHyperparameters:
     max_length: int = 512
     checkpoint_every: int = 100
     activation_checkpointing: bool = False
+    sample_every: int = 10
+    samples_shown: int = 4
 
 
 BY_KIND: dict[str, type] = {

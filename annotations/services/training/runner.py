@@ -27,6 +27,8 @@ from annotations.services.training.lease import MAX_ATTEMPTS, _Heartbeat, traini
 from annotations.services.training.start import MODEL_KIND, TRAINER_KIND
 from models_service import REPO_ROOT
 
+SAMPLES_KEY = "samples"  # a step's table of sample generations, beside its metrics
+
 
 def _output_dir(job: Job) -> Path:
     path = Path(settings.MEDIA_ROOT) / "training" / f"job-{job.pk}"
@@ -54,9 +56,10 @@ def _record(job: Job, event: dict[str, Any], cancel_file: Path) -> None:
     now = timezone.now()
     if kind == "progress":
         step, total = int(event["step"]), int(event["total"])
-        JobMetric.objects.update_or_create(
-            job=job, step=step, defaults={"values": event.get("metrics", {})}
-        )
+        values = dict(event.get("metrics", {}))
+        if event.get("samples"):
+            values[SAMPLES_KEY] = event["samples"]
+        JobMetric.objects.update_or_create(job=job, step=step, defaults={"values": values})
         elapsed = (now - job.started_at).total_seconds() if job.started_at else 0
         Job.objects.filter(pk=job.pk).update(
             progress_done=step,
