@@ -18,7 +18,7 @@ class ProtocolCallback(TrainerCallback):
 
     Progress is emitted from `on_log` (logging_steps=1): the step's loss reaches callbacks only
     there, right after `on_step_end`. `on_step_end` checks the cancel file every step and, when it
-    exists, asks the trainer to save and stop.
+    exists, asks the trainer to save and stop; with several processes they decide together.
     """
 
     def __init__(
@@ -41,7 +41,7 @@ class ProtocolCallback(TrainerCallback):
         self.metrics: dict[str, Any] = {}
 
     def on_step_end(self, args, state, control, **kwargs) -> Any:
-        if self.spec.cancel_requested():
+        if _on_any_rank(self.spec.cancel_requested()):
             self.cancelled = True
             control.should_save = True
             control.should_training_stop = True
@@ -69,26 +69,47 @@ class ProtocolCallback(TrainerCallback):
         return control
 
 
+def _on_any_rank(flag: bool) -> bool:
+    """True on every process when true on any (ranks that stop apart would wait forever)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value)
+    return bool(value.item() > 0)
+
+
 def atomic_trainer_class(base: type) -> type:
     """A subclass of the Trainer class `base` whose checkpoints appear only complete: written
     under a hidden staging directory, then renamed to `checkpoint-N` (Trainer writes in place)."""
 
     class AtomicTrainer(base):
         def _save_checkpoint(self, model, trial) -> None:
+            # Every rank writes into one staging directory (the main rank the model, each rank
+            # its RNG state); the main rank renames it once all are done.
             run_dir = Path(self.args.output_dir)
-            staging_root = run_dir / f".staging-{os.getpid()}"
-            shutil.rmtree(staging_root, ignore_errors=True)
+            staging_root = run_dir / ".staging"
+            main = self.accelerator.is_main_process
+            if main:
+                shutil.rmtree(staging_root, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
             name = f"checkpoint-{self.state.global_step}"
             self.args.output_dir = str(staging_root)
             try:
                 super()._save_checkpoint(model, trial)
             finally:
                 self.args.output_dir = str(run_dir)
-            target = run_dir / name
-            if target.exists():
-                shutil.rmtree(target)
-            os.rename(staging_root / name, target)
-            shutil.rmtree(staging_root, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
+            if main:
+                target = run_dir / name
+                if target.exists():
+                    shutil.rmtree(target)
+                os.rename(staging_root / name, target)
+                shutil.rmtree(staging_root, ignore_errors=True)
+            self.accelerator.wait_for_everyone()
 
     return AtomicTrainer
 

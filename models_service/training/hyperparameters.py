@@ -14,8 +14,9 @@ class RewardHyperparameters:
     """InstructGPT's RM settings where they apply: one epoch, cosine schedule, 64 prompts per batch.
 
     `prompts_per_batch` None means min(64, ceil(prompts / 16)): the paper's 64 at scale, and at
-    least ~16 optimisation steps on a small snapshot. `prompts_per_forward` bounds memory: a batch
-    is split into forward passes of that many prompts (all K completions of a prompt stay in one).
+    least ~16 optimisation steps on a small snapshot. A batch is split into forward passes of
+    `prompts_per_forward` prompts (all K completions of a prompt stay in one), whose gradients
+    accumulate; None sizes them by the memory left on the device.
     """
 
     learning_rate: float = 9e-6
@@ -27,16 +28,19 @@ class RewardHyperparameters:
     max_grad_norm: float = 1.0
     max_length: int = 512
     checkpoint_every: int = 100
+    activation_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
 class SftHyperparameters:
     """InstructGPT's SFT ran 16 epochs with cosine decay; our default is 2 epochs (its policy
-    initialisation for PPO) with cosine decay. `batch_size` is per optimisation step."""
+    initialisation for PPO) with cosine decay. `batch_size` is per optimisation step, over every
+    process and `gradient_accumulation_steps` forwards."""
 
     learning_rate: float = 1e-5
     epochs: float = 2.0
     batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     max_steps: int = -1
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0

@@ -37,8 +37,27 @@ def pick_device() -> Device:
     import torch
 
     if torch.cuda.is_available():
+        # Under a launcher each process drives the GPU of its local rank.
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         return Device("cuda", bf16=torch.cuda.is_bf16_supported())
     return Device("cpu", bf16=False)
+
+
+def world_size() -> int:
+    """Processes in this job (the launcher sets WORLD_SIZE; 1 without one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_device_batch(batch_size: int, accumulation: int) -> int:
+    """Rows per forward on each process so that one optimisation step sees `batch_size` rows:
+    batch_size / (processes x accumulation steps), which must divide evenly."""
+    share = world_size() * accumulation
+    if batch_size % share:
+        raise ValueError(
+            f"batch_size {batch_size} must be a multiple of processes x "
+            f"gradient_accumulation_steps = {world_size()} x {accumulation}"
+        )
+    return batch_size // share
 
 
 def seed_everything(seed: int) -> None:

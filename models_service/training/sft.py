@@ -27,6 +27,7 @@ from models_service.training.runtime import (
     atomic_directory,
     ensure_pad_embedding,
     load_tokenizer,
+    per_device_batch,
     read_jsonl,
     seed_everything,
 )
@@ -54,7 +55,10 @@ def sft_config(spec: TrainingSpec, hp: SftHyperparameters, device: Device, *, ro
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps,
-        per_device_train_batch_size=min(hp.batch_size, rows),
+        per_device_train_batch_size=per_device_batch(
+            min(hp.batch_size, rows), hp.gradient_accumulation_steps
+        ),
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
         lr_scheduler_type=hp.lr_scheduler_type,
         warmup_steps=math.ceil(hp.warmup_ratio * _estimated_steps(hp, rows)),
         weight_decay=hp.weight_decay,
