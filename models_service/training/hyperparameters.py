@@ -86,6 +86,7 @@ class PpoHyperparameters:
     checkpoint_every: int = 50
     sample_every: int = 10
     samples_shown: int = 4
+    activation_checkpointing: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,28 +12,37 @@ service's own code.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from models_service.training.distributed import (
+    ACCELERATE_STATE_DIR,
+    any_rank,
+    make_accelerator,
+    mean_across,
+    save_pretrained,
+    shared_directory,
+)
 from models_service.training.hyperparameters import PpoHyperparameters
-from models_service.training.ppo_rollout import Models, Rollout, collect_rollout
+from models_service.training.ppo_rollout import Models, Rollout, TokenValueModel, collect_rollout
 from models_service.training.ppo_update import PtxStream, ppo_update, seeded_order
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
-    atomic_directory,
-    capture_rng,
     checkpoint_path,
     disable_dropout,
     ensure_pad_embedding,
     load_tokenizer,
     load_training_state,
     read_jsonl,
-    restore_rng,
     save_training_state,
     seed_everything,
 )
@@ -42,12 +51,13 @@ from models_service.training.scoring import load_reward_model
 VALUE_DIR = "value"
 
 
-def load_models(spec: TrainingSpec, device: Device) -> Models:
+def load_models(spec: TrainingSpec, device: Device, hp: PpoHyperparameters | None = None) -> Models:
     """Policy and value from the checkpoint when resuming, else from the SFT model and the RM;
     the reference is always the SFT model and, like the reward model, stays frozen. Dropout is
     off in all four (`disable_dropout`)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    hp = hp or PpoHyperparameters()
     policy_dir = spec.resume_from / FINAL_MODEL_DIR if spec.resume_from else spec.base_model
     value_dir = spec.resume_from / VALUE_DIR if spec.resume_from else spec.reward_model
     tokenizer = load_tokenizer(spec.base_model)
@@ -55,12 +65,16 @@ def load_models(spec: TrainingSpec, device: Device) -> Models:
     ensure_pad_embedding(policy, tokenizer)
     reference = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=torch.float32)
     ensure_pad_embedding(reference, tokenizer)
-    value = AutoModelForSequenceClassification.from_pretrained(value_dir, dtype=torch.float32)
-    if not hasattr(value, "score"):
+    classifier = AutoModelForSequenceClassification.from_pretrained(value_dir, dtype=torch.float32)
+    if not hasattr(classifier, "score"):
         raise ValueError(f"{value_dir}: the value model needs a `score` head (Llama-style RM)")
+    value = TokenValueModel(classifier)
     reward, reward_tokenizer = load_reward_model(spec.reward_model, device.name)
     for model in (policy, reference, value):
         disable_dropout(model)
+    if hp.activation_checkpointing:
+        policy.gradient_checkpointing_enable()
+        classifier.gradient_checkpointing_enable()
     for frozen in (reference, reward):
         frozen.eval().requires_grad_(False)
     return Models(
@@ -85,11 +99,19 @@ def build_optimizer(models: Models, hp: PpoHyperparameters) -> torch.optim.Optim
     )
 
 
-def check_hyperparameters(hp: PpoHyperparameters) -> None:
+def rank_hyperparameters(hp: PpoHyperparameters, world: int) -> PpoHyperparameters:
+    """This rank's share of the batch sizes (checked: every rank must run as many passes)."""
     if hp.temperature <= 0:
         raise ValueError("PPO samples from softmax(logits / T): temperature must be above 0")
     if hp.minibatch_size < 1 or hp.batch_size < 1:
         raise ValueError("batch_size and minibatch_size must be at least 1")
+    sizes = {"batch_size": hp.batch_size, "minibatch_size": hp.minibatch_size}
+    if hp.ptx_batch_size:
+        sizes["ptx_batch_size"] = hp.ptx_batch_size
+    uneven = [f"{name} {value}" for name, value in sizes.items() if value % world]
+    if uneven:
+        raise ValueError(f"{', '.join(uneven)} must be multiples of the {world} processes")
+    return replace(hp, **{name: value // world for name, value in sizes.items()})
 
 
 def step_metrics(
@@ -125,13 +147,13 @@ def sample_rows(
 
 def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcome:
     """PPO-ptx over the prompts of `data.train` (`{prompt}` rows), with the ptx term on
-    `data.pretrain`. Checkpoints (policy, value, optimizer, scheduler, RNG, prompt and pretraining
-    positions) every `checkpoint_every` steps and on cancel; sampling seeds are a function of
-    (seed, step, row), so a resumed run samples what the uninterrupted one would have."""
+    `data.pretrain`, on one process or data parallel over several (each rank samples and trains
+    on its share of every batch). Checkpoints (policy, value, optimizer, scheduler, RNG, prompt
+    and pretraining positions) every `checkpoint_every` steps and on cancel; sampling seeds are a
+    function of (seed, step, row), so a resumed run samples what the uninterrupted one would."""
     from transformers import get_constant_schedule_with_warmup
 
     hp = _parse(PpoHyperparameters, spec.hyperparameters)
-    check_hyperparameters(hp)
     prompts = [row["prompt"] for row in read_jsonl(spec.data.train)]
     if not prompts:
         raise ValueError(f"{spec.data.train} holds no prompts")
@@ -142,16 +164,21 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     total = hp.max_steps or steps_per_epoch * hp.epochs
 
     seed_everything(spec.seed)
-    models = load_models(spec, device)
-    parameters = [*models.policy.parameters(), *models.value.parameters()]
+    accelerator = make_accelerator(device, max_grad_norm=hp.max_grad_norm)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    local_hp = rank_hyperparameters(hp, world)
+    models = load_models(spec, device, hp)
     optimizer = build_optimizer(models, hp)
+    models.policy, models.value, optimizer = accelerator.prepare(
+        models.policy, models.value, optimizer
+    )
+    parameters = [*models.policy.parameters(), *models.value.parameters()]
     scheduler = get_constant_schedule_with_warmup(optimizer, hp.warmup_steps)
     step, ptx_position = 0, 0
     if spec.resume_from:
         state = load_training_state(spec.resume_from)
-        optimizer.load_state_dict(state["optimizer"])
+        accelerator.load_state(str(spec.resume_from / ACCELERATE_STATE_DIR))
         scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
         step, ptx_position = state["step"], state["ptx_position"]
         events.log(f"resumed PPO at step {step} of {total}")
     ptx = PtxStream(pretrain, seed=spec.seed, position=ptx_position) if pretrain else None
@@ -161,28 +188,36 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     resumed_here = spec.resume_from and spec.resume_from == checkpoint_path(spec.output_dir, step)
     saved: set[int] = {step} if resumed_here else set()
 
+    def save_models(directory: Path) -> None:
+        save_pretrained(accelerator, models.policy, directory / FINAL_MODEL_DIR, models.tokenizer)
+        classifier = accelerator.unwrap_model(models.value).classifier
+        if accelerator.is_main_process:
+            classifier.save_pretrained(directory / VALUE_DIR)
+
     def save_checkpoint() -> None:
         target = checkpoint_path(spec.output_dir, step)
         if step not in saved:  # a cancel right after a periodic save: same step, same state
-            with atomic_directory(target) as staging:
-                models.policy.save_pretrained(staging / FINAL_MODEL_DIR)
-                models.tokenizer.save_pretrained(staging / FINAL_MODEL_DIR)
-                models.value.save_pretrained(staging / VALUE_DIR)
-                save_training_state(
-                    staging,
-                    {
-                        "step": step,
-                        "ptx_position": ptx.position if ptx else 0,
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": capture_rng(),
-                    },
-                )
+            with shared_directory(target, accelerator) as staging:
+                save_models(staging)
+                accelerator.save_state(str(staging / ACCELERATE_STATE_DIR))
+                if accelerator.is_main_process:
+                    position = ptx.position if ptx else 0
+                    save_training_state(
+                        staging,
+                        {
+                            "step": step,
+                            "ptx_position": position,
+                            "scheduler": scheduler.state_dict(),
+                        },
+                    )
             saved.add(step)
         events.checkpoint(path=target, step=step, metrics=metrics)
 
+    def reduce(tensor):
+        return accelerator.reduce(tensor, reduction="sum")
+
     while step < total:
-        if spec.cancel_requested():
+        if any_rank(accelerator, spec.cancel_requested()):
             save_checkpoint()
             return Outcome(model_dir=None, metrics=metrics)
         epoch, position = divmod(step, steps_per_epoch)
@@ -191,7 +226,10 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
             prompts[i] for i in order[position * hp.batch_size : (position + 1) * hp.batch_size]
         ]
         seeds = [(spec.seed * 1_000_003 + step) * 100_003 + i for i in range(len(batch))]
-        rollout, diagnostics = collect_rollout(models, batch, seeds=seeds, hp=hp, device=device)
+        mine, my_seeds = batch[rank::world], seeds[rank::world]
+        rollout, diagnostics = collect_rollout(
+            models, mine, seeds=my_seeds, hp=hp, device=device, reduce=reduce if world > 1 else None
+        )
         started = time.perf_counter()
         lr = scheduler.get_last_lr()[0]
         losses = ppo_update(
@@ -199,28 +237,31 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
             rollout,
             optimizer=optimizer,
             parameters=parameters,
-            hp=hp,
+            hp=local_hp,
             ptx=ptx,
             device=device,
+            backward=accelerator.backward,
+            ranks=(rank, world),
         )
         scheduler.step()
         step += 1
-        metrics = {
-            **step_metrics(rollout, diagnostics, losses),
-            "lr": lr,
-            "time_optimisation": time.perf_counter() - started,
-        }
+        metrics = mean_across(accelerator, step_metrics(rollout, diagnostics, losses))
+        metrics.update(lr=lr, episodes=len(batch), time_optimisation=time.perf_counter() - started)
         samples = None
         if hp.sample_every and (step % hp.sample_every == 0 or step == 1):
-            samples = sample_rows(batch, diagnostics, rollout, hp.samples_shown)
+            samples = sample_rows(mine, diagnostics, rollout, hp.samples_shown)
         events.progress(step=step, total=total, metrics=metrics, samples=samples)
         if step % hp.checkpoint_every == 0 and step < total:
             save_checkpoint()
 
-    target = spec.output_dir / FINAL_MODEL_DIR
-    with atomic_directory(target) as staging:
-        models.policy.save_pretrained(staging)
-        models.tokenizer.save_pretrained(staging)
-    with atomic_directory(spec.output_dir / VALUE_DIR) as staging:
-        models.value.save_pretrained(staging)
-    return Outcome(model_dir=target, metrics=metrics)
+    with shared_directory(spec.output_dir / ".final", accelerator) as staging:
+        save_models(staging)
+    if accelerator.is_main_process:
+        for name in (FINAL_MODEL_DIR, VALUE_DIR):
+            target = spec.output_dir / name
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(spec.output_dir / ".final" / name, target)
+        shutil.rmtree(spec.output_dir / ".final")
+    accelerator.wait_for_everyone()
+    return Outcome(model_dir=spec.output_dir / FINAL_MODEL_DIR, metrics=metrics)

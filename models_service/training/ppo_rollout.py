@@ -10,7 +10,7 @@ reward model scores prompt + response text without EOS, as it was trained (`scor
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,13 +69,36 @@ def token_logprobs(
     return gather_logprobs(logits, input_ids)
 
 
-def token_values(value_model, input_ids, attention_mask, *, bf16: bool) -> torch.Tensor:
-    """V(x_<p) for p = 1..L-1: the classification head applied to the hidden state at p-1."""
-    base = getattr(value_model, value_model.base_model_prefix)
-    with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+class TokenValueModel(torch.nn.Module):
+    """The value function: a reward model's classification head (`score`) applied at every
+    position instead of only the last, as one module so that DDP sees its forward."""
+
+    def __init__(self, classifier) -> None:
+        super().__init__()
+        if not hasattr(classifier, "score"):
+            raise ValueError("the value model needs a `score` head (a Llama-style reward model)")
+        self.classifier = classifier
+
+    def forward(self, input_ids, attention_mask):
+        base = getattr(self.classifier, self.classifier.base_model_prefix)
         hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        values = value_model.score(hidden)
-    return values.float()[..., 0][:, :-1]
+        return self.classifier.score(hidden)[..., 0]
+
+
+def token_values(value_model, input_ids, attention_mask, *, bf16: bool) -> torch.Tensor:
+    """V(x_<p) for p = 1..L-1: the head applied to the hidden state at p-1."""
+    with torch.autocast(input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+        values = value_model(input_ids=input_ids, attention_mask=attention_mask)
+    return values.float()[:, :-1]
+
+
+def whiten_across(values, mask, reduce: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`ppo_math.whiten` with the mean and variance of every rank's episodes (`reduce` sums a
+    tensor over the ranks), so that N processes whiten as one does."""
+    count = reduce(mask.sum()).clamp_min(1)
+    mean = reduce((values * mask).sum()) / count
+    var = reduce((((values - mean) ** 2) * mask).sum()) / count
+    return (values - mean) * torch.rsqrt(var + 1e-8) * mask
 
 
 def episode_tokens(
@@ -107,17 +130,24 @@ def masked_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def collect_rollout(
-    models: Models, prompts: Sequence[str], *, seeds: list[int], hp: PpoHyperparameters, device
+    models: Models,
+    prompts: Sequence[str],
+    *,
+    seeds: list[int],
+    hp: PpoHyperparameters,
+    device,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[Rollout, dict[str, Any]]:
     """Sample one response per prompt, score it, and compute KL, advantages and returns.
 
     Returns the rollout and its diagnostics: timings (generation; scoring = forward passes of
     policy, reference, value and reward model), entropy, value explained variance, advantage and
-    return statistics, share of responses without EOS, and the texts (for the samples table)."""
+    return statistics, share of responses without EOS, and the texts (for the samples table).
+    With several processes, `reduce` (a sum over ranks) makes the whitening global."""
     start = time.perf_counter()
     models.policy.eval()  # dropout is off either way; eval keeps the KV cache on in generate
     rows = sample(
-        models.policy,
+        getattr(models.policy, "module", models.policy),  # the model inside a DDP wrapper
         models.tokenizer,
         list(prompts),
         n=1,
@@ -157,7 +187,9 @@ def collect_rollout(
         "texts": texts,
         "raw_scores": raw_scores.tolist(),
     }
-    if hp.whiten_advantages:
+    if hp.whiten_advantages and reduce is not None:
+        advantages = whiten_across(advantages, action, reduce)
+    elif hp.whiten_advantages:
         advantages = ppo_math.whiten(advantages, action)
     rollout = Rollout(
         input_ids, attention_mask, action, logprobs, values, advantages, returns, scores, kl, ended

@@ -72,8 +72,11 @@ class PtxStream:
         return taken
 
 
-def _ptx_loss(models: Models, ptx: PtxStream, hp: PpoHyperparameters, device: Device):
-    rows = ptx.take(hp.ptx_batch_size or hp.minibatch_size)
+def _ptx_loss(models: Models, ptx: PtxStream, hp: PpoHyperparameters, device: Device, ranks):
+    """The ptx loss of this rank's share of the next pretraining rows (every rank advances the
+    stream alike, so a checkpoint's position holds for all)."""
+    rank, world = ranks
+    rows = ptx.take((hp.ptx_batch_size or hp.minibatch_size) * world)[rank::world]
     ids, attention, mask = ptx_batch(
         models.tokenizer, rows, max_length=hp.max_length, device=device.name
     )
@@ -117,11 +120,14 @@ def ppo_update(
     ptx: PtxStream | None,
     device: Device,
     backward: Callable[[torch.Tensor], None] | None = None,
+    ranks: tuple[int, int] = (0, 1),
 ) -> dict[str, float]:
     """`ppo_epochs` passes over the rollout; returns the mean losses, clip fraction and approx
     KL(old || new) over its minibatches. A minibatch is split into micro-batches of
     `micro_batch_size` episodes whose gradients add up to the minibatch's (each weighted by its
-    share of the minibatch's response tokens). `backward` replaces `loss.backward()` (accelerate).
+    share of the minibatch's response tokens). `backward` replaces `loss.backward()` (accelerate);
+    with several processes (`ranks` = (rank, world)) `hp` holds this rank's shares of the batch
+    sizes and the ptx rows are split between the ranks.
     """
     backward = backward or (lambda loss: loss.backward())
     models.policy.train()
@@ -150,7 +156,7 @@ def ppo_update(
                     sums[key] += float(value.detach() * share)
                 sums["loss"] += float(loss.detach())
             if ptx is not None:
-                pretrain_loss = _ptx_loss(models, ptx, hp, device)
+                pretrain_loss = _ptx_loss(models, ptx, hp, device, ranks)
                 if hp.gamma_ptx > 0:
                     backward(hp.gamma_ptx * pretrain_loss)
                     sums["loss"] += hp.gamma_ptx * float(pretrain_loss.detach())

@@ -8,8 +8,7 @@ dies is restarted from its last checkpoint, up to MAX_ATTEMPTS in all.
 """
 
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,9 @@ from annotations.models.outputs import ModelKind
 from annotations.services.jobs import job_fail, job_log, job_mark_cancelled, job_succeed
 from annotations.services.model_versions import model_version_register
 from annotations.services.training.lease import MAX_ATTEMPTS, _Heartbeat, training_claim
+from annotations.services.training.processes import TrainerProcesses, rank_failure
 from annotations.services.training.start import MODEL_KIND, TRAINER_KIND
-from models_service import REPO_ROOT
+from models_service.training.launch import LaunchPlan, launcher_commands
 
 SAMPLES_KEY = "samples"  # a step's table of sample generations, beside its metrics
 
@@ -113,59 +113,82 @@ def _eta(step: int, total: int, elapsed: float) -> str:
     return f" About {int(elapsed / step * (total - step))} s left."
 
 
-def _run_child(job: Job, output_dir: Path) -> dict[str, Any] | None:
-    """Run the trainer once; the last outcome event, or None when the child died without one."""
+@dataclass(frozen=True)
+class Attempt:
+    """How one run of the trainer ended: its outcome event, or why it stopped without one."""
+
+    outcome: dict[str, Any] | None
+    failure: str | None = None
+
+
+def _run_child(job: Job, output_dir: Path) -> Attempt:
+    """Run the trainer once (the launcher of every host, or the trainer alone) and follow it."""
     spec_path = output_dir / f"spec-{job.attempts}.json"
     spec_path.write_text(json.dumps(_spec(job, output_dir), indent=2))
     cancel_file = output_dir / "CANCEL"
-    log_path = output_dir / "trainer.log"
+    plan = LaunchPlan.from_dict(job.params.get("launch"))
+    trainer = TrainerProcesses(launcher_commands(plan, spec_path), output_dir / "trainer.log")
     heartbeat = _Heartbeat(job_id=job.pk, cancel_file=cancel_file)
-    outcome = None
-    with log_path.open("a") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "models_service.training.run", str(spec_path)],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        Job.objects.filter(pk=job.pk).update(result={**job.result, "pid": child.pid})
-        heartbeat.start()
-        try:
-            for line in child.stdout:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if event.get("event") in ("done", "error", "cancelled"):
-                    outcome = event
-                else:
-                    _record(job, event, cancel_file)
-            child.wait()
-        finally:
-            heartbeat.stopped.set()
-            heartbeat.join()
-    return outcome
+    outcome, ranks = None, {}
+    trainer.start()
+    Job.objects.filter(pk=job.pk).update(result={**job.result, "pid": trainer.pid, "ranks": {}})
+    heartbeat.start()
+    try:
+        for event in trainer.events():
+            kind = event.get("event")
+            if kind == "rank":
+                ranks[str(event["rank"])] = {"pid": event["pid"], "host": event.get("host")}
+                Job.objects.filter(pk=job.pk).update(
+                    result={**job.result, "pid": trainer.pid, "ranks": ranks}
+                )
+            elif kind in ("done", "error", "cancelled"):
+                # A rank's own error outranks the main rank's later outcome.
+                outcome = outcome if outcome and outcome["event"] == "error" else event
+            else:
+                _record(job, event, cancel_file)
+        trainer.wait()
+    finally:
+        trainer.stop(ranks)
+        heartbeat.stopped.set()
+        heartbeat.join()
+    if plan.uses_launcher and (outcome is None or outcome["event"] == "error"):
+        # The rank that died first, not a survivor's complaint that its peer went away.
+        failure = rank_failure(trainer.new_log(), ranks, plan.world_size)
+        own_error = outcome is not None and failure and outcome.get("rank", 0) == failure[0]
+        if failure and not own_error:
+            if outcome is not None:
+                job_log(job_id=job.pk, line=str(outcome.get("message", "")))
+            return Attempt(None, failure[1])
+    return Attempt(outcome)  # with no outcome the trainer was killed: it resumes
 
 
 def training_run(*, job_id: int, runner: str) -> None:
-    """Run a training job to its end (called by the gpu worker). Restarts a child that died,
-    from its last checkpoint, up to MAX_ATTEMPTS in all."""
+    """Run a training job to its end (called by the gpu worker). Restarts a trainer that died,
+    from its last checkpoint, up to MAX_ATTEMPTS in all; a rank that died while its launcher
+    lived (out of memory, a crash in one process) fails the job at once, naming the rank."""
     job = training_claim(job_id=job_id, runner=runner)
     if job is None:
         return
     output_dir = _output_dir(job)
     while True:
-        outcome = _run_child(job, output_dir)
+        attempt = _run_child(job, output_dir)
         job.refresh_from_db()
-        if outcome is not None:
-            _finish(job, outcome)
+        if attempt.outcome is not None:
+            _finish(job, attempt.outcome)
+            return
+        checkpoint = job.checkpoint_path or "none"
+        if attempt.failure:
+            job_fail(
+                job_id=job.pk,
+                message=f"{attempt.failure} The last checkpoint is {checkpoint}. "
+                f"See {output_dir}/trainer.log.",
+            )
             return
         if job.attempts >= MAX_ATTEMPTS:
             job_fail(
                 job_id=job.pk,
                 message=f"The trainer died {job.attempts} times; the last "
-                f"checkpoint is {job.checkpoint_path or 'none'}. See {output_dir}/trainer.log.",
+                f"checkpoint is {checkpoint}. See {output_dir}/trainer.log.",
             )
             return
         job_log(

@@ -19,6 +19,7 @@ from annotations.models.jobs import ExportKind, JobKind
 from annotations.models.outputs import ModelKind
 from annotations.services.jobs import code_version, job_create
 from models_service.training.hyperparameters import BY_KIND
+from models_service.training.launch import LaunchPlan, plan_problems
 
 TRAINER_KIND = {
     JobKind.SFT: "sft",
@@ -97,6 +98,22 @@ def _value_problem(type_name: str, value: Any) -> str | None:
     return None
 
 
+def _check_launch(kind: str, raw: dict[str, Any] | None) -> LaunchPlan:
+    try:
+        plan = LaunchPlan.from_dict(raw)
+    except (TypeError, ValueError) as error:
+        raise ApplicationError(
+            f"Launch settings not usable: {error}; processes and main_port are whole numbers.",
+            code="invalid_launch",
+        ) from error
+    problems = plan_problems(kind, plan)
+    if problems:
+        raise ApplicationError(
+            "Launch settings not usable: " + "; ".join(problems) + ".", code="invalid_launch"
+        )
+    return plan
+
+
 def _dataset_file(dataset: DatasetExport, split: str) -> str | None:
     for name in (f"{split}.jsonl", f"{split}.jsonl.gz"):
         path = Path(dataset.directory) / name
@@ -116,8 +133,12 @@ def training_start(
     demonstrations: DatasetExport | None = None,
     hyperparameters: dict[str, Any] | None = None,
     seed: int | None = None,
+    launch: dict[str, Any] | None = None,
 ) -> Job:
-    """Check a training request and queue it on the gpu queue. Nothing is created on error."""
+    """Check a training request and queue it on the gpu queue. Nothing is created on error.
+
+    `launch` chooses how the trainer runs (`models_service.training.launch`): a preset (single,
+    ddp, fsdp, zero2, zero3), processes per host and the hosts of a multi-node job."""
     if kind not in TRAINER_KIND:
         raise ApplicationError(f"Unknown training kind {kind!r}.", code="invalid_kind")
     if not dataset.ready or dataset.kind != DATA_KIND[kind]:
@@ -147,6 +168,7 @@ def training_start(
                 code="wrong_dataset",
             )
     hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
+    plan = _check_launch(TRAINER_KIND[kind], launch)
     data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
     if demonstrations is not None:
         data["demonstrations"] = _dataset_file(demonstrations, "train")
@@ -159,6 +181,7 @@ def training_start(
         "reward_model_dir": str(model_dir(reward_model)) if reward_model else None,
         "data": data,
         "hyperparameters": hyper,
+        "launch": plan.as_dict(),
     }
     with transaction.atomic():
         job = job_create(kind=kind, project=dataset.project, user=user, params=params)
