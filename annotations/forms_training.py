@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from models_service.training.hyperparameters import BY_KIND
+from models_service.training.launch import PRESETS
 
 HELP = {
     "learning_rate": "Paper: SFT 9.65e-6 (cosine), RM 9e-6 (cosine), PPO 9.65e-6 (constant).",
@@ -26,6 +27,12 @@ HELP = {
     "reward and KL).",
     "num_generations": "RLOO: samples per prompt (the leave-one-out baseline uses the others).",
     "max_steps": "Stop after this many steps (-1 or empty: run the epochs).",
+    "value_learning_rate": "PPO: the value model's learning rate (empty: the policy's).",
+    "missing_eos_penalty": "Subtracted from the reward of responses that hit the token limit.",
+    "micro_batch_size": "Episodes per forward; gradients accumulate to the minibatch.",
+    "gradient_accumulation_steps": "Forwards per optimisation step (memory against speed).",
+    "activation_checkpointing": "Recompute activations in the backward pass (less memory).",
+    "sample_every": "Steps between tables of sample generations on the job page (0: never).",
 }
 KIND_CHOICES = [("sft", "SFT"), ("reward", "Reward model"), ("ppo", "PPO-ptx"), ("rloo", "RLOO")]
 
@@ -65,6 +72,26 @@ class TrainingForm(forms.Form):
         required=False, help_text="PPO-ptx: an SFT snapshot for the log-likelihood term."
     )
     seed = forms.IntegerField(required=False, help_text="Empty: a random seed (recorded).")
+    launch_preset = forms.ChoiceField(
+        label="Launch",
+        choices=list(PRESETS.items()),
+        initial="single",
+        help_text="How the trainer runs: one device, or through accelerate launch: DDP over N "
+        "processes per host, FSDP, DeepSpeed ZeRO-2/3 (SFT, RM, RLOO). PPO: one device or DDP.",
+    )
+    launch_processes = forms.IntegerField(
+        label="Processes per host",
+        min_value=1,
+        max_value=64,
+        initial=1,
+        help_text="Usually one per GPU.",
+    )
+    launch_hosts = forms.CharField(
+        label="Hosts",
+        required=False,
+        help_text="Multi-node: every host of the job, comma-separated, this worker's first "
+        "(the others are reached over ssh and share the media storage). Empty: this machine.",
+    )
 
     def __init__(self, *args: Any, kind: str, choices: dict[str, list], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,8 +117,19 @@ class TrainingForm(forms.Form):
                 chosen[field.name] = value
         return chosen
 
+    def launch(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "preset": data["launch_preset"],
+            "processes": data["launch_processes"],
+            "hosts": data.get("launch_hosts") or "",
+        }
+
     def hyperparameter_fields(self) -> list:
         return [self[name] for name in self.fields if name.startswith("hp_")]
 
     def data_fields(self) -> list:
-        return [self[name] for name in self.fields if not name.startswith("hp_")]
+        return [self[name] for name in self.fields if not name.startswith(("hp_", "launch_"))]
+
+    def launch_fields(self) -> list:
+        return [self[name] for name in self.fields if name.startswith("launch_")]

@@ -215,6 +215,18 @@ def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_pa
             {"kind": "sft", "dataset": sft, "base_model": builtin["tiny-rm"]},
             "starts from a policy; tiny-rm is a reward model",
         ),
+        (
+            {"kind": "sft", "dataset": sft, "launch": {"preset": "mpi"}},
+            "Launch settings not usable: preset must be one of single, ddp, fsdp",
+        ),
+        (
+            {"kind": "reward", "dataset": rankings, "launch": {"processes": 2}},
+            "the single preset runs one process: choose ddp",
+        ),
+        (
+            {"kind": "reward", "dataset": rankings, "launch": {"processes": "two"}},
+            "processes and main_port are whole numbers",
+        ),
     ]
     for kwargs, message in cases:
         kwargs.setdefault("base_model", builtin["tiny"])
@@ -261,3 +273,45 @@ def test_metrics_api_gives_numeric_series_and_the_latest_sample_tables(engineer,
     assert body["series"] == {"kl": [0.0, 0.1, 0.2]}
     assert [table["step"] for table in body["samples"]] == [3, 1]
     assert body["samples"][0]["rows"] == [{**row, "reward": -1.0, "ended": False}]
+
+
+@pytest.mark.django_db
+def test_dashboard_starts_a_job_with_its_launch_settings(
+    engineer_client, builtin, project, tmp_path, django_capture_on_commit_callbacks
+):
+    dataset = rm_snapshot(project, tmp_path)
+    form = {
+        "kind": "reward",
+        "dataset": dataset.pk,
+        "base_model": "tiny-rm",
+        "launch_preset": "zero3",
+        "launch_processes": 8,
+        "launch_hosts": "gpu-a, gpu-b",
+        "hp_learning_rate": 9e-6,
+        "hp_epochs": 1,
+        "hp_max_grad_norm": 1.0,
+        "hp_max_length": 512,
+        "hp_checkpoint_every": 100,
+        "hp_warmup_ratio": 0.0,
+        "hp_weight_decay": 0.0,
+    }
+    page = engineer_client.get(reverse("training_new", args=["test"]) + "?kind=reward")
+    assert b"DeepSpeed ZeRO-3" in page.content and b"Processes per host" in page.content
+    with django_capture_on_commit_callbacks(execute=False):
+        response = engineer_client.post(reverse("training_new", args=["test"]), form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = Job.objects.get()
+    assert job.params["launch"] == {
+        "preset": "zero3",
+        "processes": 8,
+        "hosts": ["gpu-a", "gpu-b"],
+        "main_port": 29500,
+    }
+    with django_capture_on_commit_callbacks(execute=False):
+        again = engineer_client.post(
+            reverse("training_new", args=["test"]),
+            {**form, "launch_preset": "single", "launch_processes": 2, "launch_hosts": ""},
+        )
+    assert again.status_code == 200
+    assert b"the single preset runs one process" in again.content
+    assert Job.objects.count() == 1

@@ -33,6 +33,12 @@ class TrainingStartApi(APIView):
         pretrain = serializers.IntegerField(required=False, allow_null=True, default=None)
         hyperparameters = serializers.DictField(required=False, default=dict)
         seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+        launch = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text='{"preset": single|ddp|fsdp|zero2|zero3, "processes": per host, '
+            '"hosts": [first (this worker), ...], "main_port"}',
+        )
 
     @extend_schema(request=Input, responses={202: JobOutput}, summary="Start a training job")
     def post(self, request: Request, slug: str) -> Response:
@@ -56,6 +62,7 @@ class TrainingStartApi(APIView):
             pretrain=snapshot(values["pretrain"]),
             hyperparameters=values["hyperparameters"],
             seed=values["seed"],
+            launch=values["launch"] or None,
         )
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -51,6 +51,7 @@ def training_new(request: HttpRequest, slug: str) -> HttpResponse:
                 else None,
                 hyperparameters=form.hyperparameters(),
                 seed=data["seed"],
+                launch=form.launch(),
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)

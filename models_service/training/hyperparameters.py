@@ -91,13 +91,15 @@ class PpoHyperparameters:
 
 @dataclass(frozen=True)
 class RlooHyperparameters:
-    """`batch_size` counts completions per step and must be a multiple of `num_generations`
-    (samples per prompt, the leave-one-out group). beta is InstructGPT's KL coefficient."""
+    """`batch_size` counts completions per step (over every process and accumulation step) and
+    must be a multiple of `num_generations` (samples per prompt, the leave-one-out group). beta is
+    InstructGPT's KL coefficient."""
 
     learning_rate: float = 1e-6
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 8
+    gradient_accumulation_steps: int = 1
     num_generations: int = 4
     max_completion_length: int = 64
     temperature: float = 1.0

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from models_service.training.distributed import shared_directory
 from models_service.training.hf_trainer import (
     ProtocolCallback,
     atomic_trainer_class,
@@ -24,9 +25,9 @@ from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
-    atomic_directory,
     ensure_pad_embedding,
     load_tokenizer,
+    per_device_batch,
     read_jsonl,
     seed_everything,
 )
@@ -120,7 +121,8 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps,
-        per_device_train_batch_size=hp.batch_size,
+        per_device_train_batch_size=per_device_batch(hp.batch_size, hp.gradient_accumulation_steps),
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
         num_generations=hp.num_generations,
         max_completion_length=hp.max_completion_length,
         temperature=hp.temperature,
@@ -154,7 +156,9 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
     if callback.cancelled:
         return Outcome(model_dir=None, metrics=callback.metrics)
     target = spec.output_dir / FINAL_MODEL_DIR
-    with atomic_directory(target) as staging:
+    # Every rank takes part (FSDP / ZeRO-3 gather the weights); the main rank writes.
+    with shared_directory(target, trainer.accelerator) as staging:
         trainer.save_model(str(staging))
-        tokenizer.save_pretrained(staging)
+        if trainer.accelerator.is_main_process:
+            tokenizer.save_pretrained(staging)
     return Outcome(model_dir=target, metrics=callback.metrics)

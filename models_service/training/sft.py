@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from models_service.training.distributed import shared_directory
 from models_service.training.hf_trainer import (
     ProtocolCallback,
     atomic_trainer_class,
@@ -24,7 +25,6 @@ from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
-    atomic_directory,
     ensure_pad_embedding,
     load_tokenizer,
     per_device_batch,
@@ -111,9 +111,11 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     if valid_rows:
         metrics["valid_loss"] = trainer.evaluate()["eval_loss"]
     target = spec.output_dir / FINAL_MODEL_DIR
-    with atomic_directory(target) as staging:
+    # Every rank takes part (FSDP / ZeRO-3 gather the weights); the main rank writes.
+    with shared_directory(target, trainer.accelerator) as staging:
         trainer.save_model(str(staging))
-        tokenizer.save_pretrained(staging)
+        if trainer.accelerator.is_main_process:
+            tokenizer.save_pretrained(staging)
     return Outcome(model_dir=target, metrics=metrics)
 
 

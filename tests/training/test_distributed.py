@@ -17,7 +17,11 @@ from models_service import REPO_ROOT
 from models_service.tiny import ensure_tiny
 from models_service.training.launch import LaunchPlan, launcher_commands, plan_problems
 from models_service.training.runtime import write_jsonl
-from models_service.training.synthetic import synthetic_rankings, synthetic_sft_rows
+from models_service.training.synthetic import (
+    synthetic_prompts,
+    synthetic_rankings,
+    synthetic_sft_rows,
+)
 from tests.inference import free_port
 
 # Float32 sums taken in another order (a gloo all-reduce of two halves) differ in the last bits:
@@ -139,3 +143,30 @@ def test_plans_are_checked_and_turned_into_one_command_per_host(tmp_path) -> Non
     assert launcher_commands(LaunchPlan(), tmp_path / "s.json", python="py") == [
         ["py", "-m", "models_service.training.run", str(tmp_path / "s.json")]
     ]
+
+
+@pytest.mark.training
+def test_rloo_runs_on_two_processes(tiny_dirs, tmp_path) -> None:
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", synthetic_prompts(16, seed=1))
+    events = run_launched(
+        {
+            "kind": "rloo",
+            "base_model": str(tiny_dirs[0]),
+            "output_dir": str(tmp_path / "rloo"),
+            "data": {"train": str(prompts)},
+            "hyperparameters": {
+                "learning_rate": 1e-4,
+                "max_steps": 2,
+                "batch_size": 8,
+                "num_generations": 4,
+                "max_completion_length": 8,
+            },
+            "reward_model": str(tiny_dirs[1]),
+        },
+        _ddp(),
+        tmp_path / "run",
+    )
+    assert sorted(e["rank"] for e in events if e["event"] == "rank") == [0, 1]
+    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2]
+    assert events[-1]["event"] == "done"
+    assert (Path(events[-1]["model_dir"]) / "model.safetensors").is_file()
