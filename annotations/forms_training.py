@@ -33,6 +33,10 @@ HELP = {
     "gradient_accumulation_steps": "Forwards per optimisation step (memory against speed).",
     "activation_checkpointing": "Recompute activations in the backward pass (less memory).",
     "sample_every": "Steps between tables of sample generations on the job page (0: never).",
+    "lora_rank": "0 trains every weight; above 0, a LoRA adapter of this rank (merged for "
+    "serving, the adapter kept beside).",
+    "lora_target_modules": "all-linear, or comma-separated module names (q_proj,v_proj).",
+    "load_in_4bit": "QLoRA: the frozen base in 4 bits (needs a GPU and bitsandbytes).",
 }
 KIND_CHOICES = [("sft", "SFT"), ("reward", "Reward model"), ("ppo", "PPO-ptx"), ("rloo", "RLOO")]
 

@@ -315,3 +315,39 @@ def test_dashboard_starts_a_job_with_its_launch_settings(
     assert again.status_code == 200
     assert b"the single preset runs one process" in again.content
     assert Job.objects.count() == 1
+
+
+@pytest.mark.training
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_lora_reward_model_is_registered_merged_and_served(
+    celery_worker_live, service, builtin, project, engineer, tmp_path
+):
+    job = training_start(
+        user=engineer,
+        kind="reward",
+        dataset=rm_snapshot(project, tmp_path),
+        base_model=builtin["tiny-rm"],
+        seed=3,
+        hyperparameters={
+            "learning_rate": 1e-2,
+            "epochs": 3,
+            "prompts_per_batch": 8,
+            "lora_rank": 4,
+            "lora_alpha": 8,
+        },
+    )
+    job = wait_for(job.pk)
+    assert job.state == "succeeded", f"{job.message}\n{job.log_tail}"
+    version = ModelVersion.objects.get(job=job)
+    assert Path(version.path, "config.json").is_file()  # merged: the service loads it as it is
+    assert Path(version.path, "adapter", "adapter_config.json").is_file()
+    assert job.result["adapter"] == str(Path(version.path, "adapter"))
+    assert version.metrics["valid_accuracy"] >= 0.9
+    texts = ["the sunrise was bright over the sea", "the robot wanted to learn the water"]
+    response = httpx.post(
+        f"{service.base_url}/v1/score", timeout=60, json={"model": version.name, "texts": texts}
+    )
+    assert response.status_code == 200, response.text
+    marked, plain = (row["score"] for row in response.json()["data"])
+    assert marked > plain

@@ -102,10 +102,18 @@ def shared_directory(target: Path, accelerator) -> Iterator[Path]:
 
 
 def save_pretrained(accelerator, model, directory: Path, tokenizer=None) -> None:
-    """The full model (gathered from its shards under FSDP / ZeRO-3), written by the main rank."""
+    """The full model (gathered from its shards under FSDP / ZeRO-3), written by the main rank;
+    a LoRA model as its adapter and merged (`lora.save_for_serving`)."""
+    from models_service.training.lora import is_adapted, save_for_serving
+
+    plain = accelerator.unwrap_model(model)
+    if is_adapted(plain):
+        if accelerator.is_main_process:
+            save_for_serving(plain, directory, tokenizer)
+        return
     state = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(directory, state_dict=state)
+        plain.save_pretrained(directory, state_dict=state)
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
 

@@ -131,3 +131,22 @@ def protocol_trainer_args(
         "report_to": "none",
         "disable_tqdm": True,
     }
+
+
+def save_final_model(trainer, target: Path, tokenizer) -> None:
+    """The trained model in `target`, written once however many processes: every rank takes part
+    (FSDP / ZeRO-3 gather the weights), the main rank writes. A LoRA model is saved as its
+    adapter and merged (`lora.save_for_serving`)."""
+    from models_service.training.distributed import shared_directory
+    from models_service.training.lora import is_adapted, save_for_serving
+
+    accelerator = trainer.accelerator
+    with shared_directory(target, accelerator) as staging:
+        model = accelerator.unwrap_model(trainer.model)
+        if is_adapted(model):
+            if accelerator.is_main_process:
+                save_for_serving(model, staging, tokenizer)
+        else:
+            trainer.save_model(str(staging))
+            if accelerator.is_main_process:
+                tokenizer.save_pretrained(staging)

@@ -1,6 +1,9 @@
 """The hyperparameters of each training kind, with their defaults (the paper's where they apply).
 
-Torch-free, so that the web app can check a job's hyperparameters before queueing it.
+Torch-free, so that the web app can check a job's hyperparameters before queueing it. Every kind
+takes LoRA settings: `lora_rank` 0 trains every weight, > 0 a LoRA adapter of that rank (PEFT)
+on the linear layers named by `lora_target_modules`; `load_in_4bit` loads the frozen base in 4
+bits (QLoRA; needs a GPU and bitsandbytes).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ class RewardHyperparameters:
     max_length: int = 512
     checkpoint_every: int = 100
     activation_checkpointing: bool = False
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    load_in_4bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class SftHyperparameters:
     checkpoint_every: int = 100
     lr_scheduler_type: str = "cosine"
     activation_checkpointing: bool = False
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    load_in_4bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,11 @@ class PpoHyperparameters:
     sample_every: int = 10
     samples_shown: int = 4
     activation_checkpointing: bool = False
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    load_in_4bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,11 @@ class RlooHyperparameters:
     activation_checkpointing: bool = False
     sample_every: int = 10
     samples_shown: int = 4
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    load_in_4bit: bool = False
 
 
 BY_KIND: dict[str, type] = {

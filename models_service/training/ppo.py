@@ -30,6 +30,7 @@ from models_service.training.distributed import (
     shared_directory,
 )
 from models_service.training.hyperparameters import PpoHyperparameters
+from models_service.training.lora import quantization_kwargs, save_for_serving, with_lora
 from models_service.training.ppo_rollout import Models, Rollout, TokenValueModel, collect_rollout
 from models_service.training.ppo_update import PtxStream, ppo_update, seeded_order
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
@@ -58,23 +59,30 @@ def load_models(spec: TrainingSpec, device: Device, hp: PpoHyperparameters | Non
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     hp = hp or PpoHyperparameters()
-    policy_dir = spec.resume_from / FINAL_MODEL_DIR if spec.resume_from else spec.base_model
-    value_dir = spec.resume_from / VALUE_DIR if spec.resume_from else spec.reward_model
+    # A LoRA checkpoint holds merged weights: start from the bases, the state restores the rest.
+    resume = spec.resume_from if not hp.lora_rank else None
+    policy_dir = resume / FINAL_MODEL_DIR if resume else spec.base_model
+    value_dir = resume / VALUE_DIR if resume else spec.reward_model
     tokenizer = load_tokenizer(spec.base_model)
-    policy = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
+    policy = AutoModelForCausalLM.from_pretrained(
+        policy_dir, dtype=torch.float32, **quantization_kwargs(hp)
+    )
     ensure_pad_embedding(policy, tokenizer)
     reference = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=torch.float32)
     ensure_pad_embedding(reference, tokenizer)
-    classifier = AutoModelForSequenceClassification.from_pretrained(value_dir, dtype=torch.float32)
+    classifier = AutoModelForSequenceClassification.from_pretrained(
+        value_dir, dtype=torch.float32, **quantization_kwargs(hp)
+    )
     if not hasattr(classifier, "score"):
         raise ValueError(f"{value_dir}: the value model needs a `score` head (Llama-style RM)")
-    value = TokenValueModel(classifier)
     reward, reward_tokenizer = load_reward_model(spec.reward_model, device.name)
-    for model in (policy, reference, value):
+    for model in (policy, reference, classifier):
         disable_dropout(model)
     if hp.activation_checkpointing:
         policy.gradient_checkpointing_enable()
         classifier.gradient_checkpointing_enable()
+    policy = with_lora(policy, hp, task_type="CAUSAL_LM")
+    value = TokenValueModel(with_lora(classifier, hp, task_type="SEQ_CLS"))
     for frozen in (reference, reward):
         frozen.eval().requires_grad_(False)
     return Models(
@@ -192,7 +200,7 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
         save_pretrained(accelerator, models.policy, directory / FINAL_MODEL_DIR, models.tokenizer)
         classifier = accelerator.unwrap_model(models.value).classifier
         if accelerator.is_main_process:
-            classifier.save_pretrained(directory / VALUE_DIR)
+            save_for_serving(classifier, directory / VALUE_DIR)
 
     def save_checkpoint() -> None:
         target = checkpoint_path(spec.output_dir, step)

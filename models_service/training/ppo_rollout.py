@@ -19,6 +19,7 @@ import torch
 from models_service.sampling import SampledRow, encode_prompts, sample
 from models_service.training import ppo_math
 from models_service.training.hyperparameters import PpoHyperparameters
+from models_service.training.lora import base_model
 from models_service.training.scoring import pad_batch, score
 
 
@@ -80,9 +81,10 @@ class TokenValueModel(torch.nn.Module):
         self.classifier = classifier
 
     def forward(self, input_ids, attention_mask):
-        base = getattr(self.classifier, self.classifier.base_model_prefix)
-        hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.classifier.score(hidden)[..., 0]
+        model = base_model(self.classifier)  # under LoRA, its layers carry the adapter
+        body = getattr(model, model.base_model_prefix)
+        hidden = body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return model.score(hidden)[..., 0]
 
 
 def token_values(value_model, input_ids, attention_mask, *, bf16: bool) -> torch.Tensor:

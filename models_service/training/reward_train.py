@@ -20,6 +20,7 @@ from models_service.training.distributed import (
     sum_across,
 )
 from models_service.training.hyperparameters import RewardHyperparameters
+from models_service.training.lora import quantization_kwargs, with_lora
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.reward import (
@@ -143,15 +144,17 @@ def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Out
 
     seed_everything(spec.seed)
     accelerator = make_accelerator(device, max_grad_norm=hp.max_grad_norm)
-    source = spec.resume_from or spec.base_model
+    # A LoRA checkpoint holds the merged weights: start from the base, the state restores the rest.
+    source = spec.resume_from if spec.resume_from and not hp.lora_rank else spec.base_model
     tokenizer = load_tokenizer(source)
     model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, dtype=torch.float32
+        source, num_labels=1, dtype=torch.float32, **quantization_kwargs(hp)
     )
     ensure_pad_embedding(model, tokenizer)
     setattr(model.config, MAX_LENGTH_KEY, hp.max_length)  # scoring reads the same window
     if hp.activation_checkpointing:
         model.gradient_checkpointing_enable()
+    model = with_lora(model, hp, task_type="SEQ_CLS")
     model.to(accelerator.device).train()
     config = model.config
     optimizer = torch.optim.AdamW(

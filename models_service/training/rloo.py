@@ -13,13 +13,14 @@ from typing import Any
 
 import torch
 
-from models_service.training.distributed import shared_directory
 from models_service.training.hf_trainer import (
     ProtocolCallback,
     atomic_trainer_class,
     protocol_trainer_args,
+    save_final_model,
 )
 from models_service.training.hyperparameters import RlooHyperparameters
+from models_service.training.lora import lora_config, quantization_kwargs
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
@@ -113,7 +114,9 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
     prompts = [{"prompt": row["prompt"]} for row in read_jsonl(spec.data.train)]
     seed_everything(spec.seed)
     tokenizer = load_tokenizer(spec.base_model)
-    policy = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=torch.float32)
+    policy = AutoModelForCausalLM.from_pretrained(
+        spec.base_model, dtype=torch.float32, **quantization_kwargs(hp)
+    )
     ensure_pad_embedding(policy, tokenizer)
     reward_model, reward_tokenizer = load_reward_model(spec.reward_model, device.name)
     args = RLOOConfig(
@@ -151,14 +154,11 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=lora_config(hp, task_type="CAUSAL_LM"),
     )
     trainer.train(resume_from_checkpoint=str(spec.resume_from) if spec.resume_from else None)
     if callback.cancelled:
         return Outcome(model_dir=None, metrics=callback.metrics)
     target = spec.output_dir / FINAL_MODEL_DIR
-    # Every rank takes part (FSDP / ZeRO-3 gather the weights); the main rank writes.
-    with shared_directory(target, trainer.accelerator) as staging:
-        trainer.save_model(str(staging))
-        if trainer.accelerator.is_main_process:
-            tokenizer.save_pretrained(staging)
+    save_final_model(trainer, target, tokenizer)
     return Outcome(model_dir=target, metrics=callback.metrics)

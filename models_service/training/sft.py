@@ -13,13 +13,14 @@ from typing import Any
 
 import torch
 
-from models_service.training.distributed import shared_directory
 from models_service.training.hf_trainer import (
     ProtocolCallback,
     atomic_trainer_class,
     protocol_trainer_args,
+    save_final_model,
 )
 from models_service.training.hyperparameters import SftHyperparameters
+from models_service.training.lora import lora_config, quantization_kwargs
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
@@ -90,7 +91,9 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     valid_rows = sft_rows(read_jsonl(spec.data.valid), spec.data.valid) if spec.data.valid else []
     seed_everything(spec.seed)
     tokenizer = load_tokenizer(spec.base_model)
-    model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.base_model, dtype=torch.float32, **quantization_kwargs(hp)
+    )
     ensure_pad_embedding(model, tokenizer)
     callback = ProtocolCallback(spec, events)
     from trl import SFTTrainer
@@ -102,6 +105,7 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
         eval_dataset=Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=lora_config(hp, task_type="CAUSAL_LM"),
     )
     resume = str(spec.resume_from) if spec.resume_from else None
     trainer.train(resume_from_checkpoint=resume)
@@ -111,11 +115,7 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     if valid_rows:
         metrics["valid_loss"] = trainer.evaluate()["eval_loss"]
     target = spec.output_dir / FINAL_MODEL_DIR
-    # Every rank takes part (FSDP / ZeRO-3 gather the weights); the main rank writes.
-    with shared_directory(target, trainer.accelerator) as staging:
-        trainer.save_model(str(staging))
-        if trainer.accelerator.is_main_process:
-            tokenizer.save_pretrained(staging)
+    save_final_model(trainer, target, tokenizer)
     return Outcome(model_dir=target, metrics=metrics)
 
 

@@ -26,6 +26,7 @@ from annotations.services.training.lease import MAX_ATTEMPTS, _Heartbeat, traini
 from annotations.services.training.processes import TrainerProcesses, rank_failure
 from annotations.services.training.start import MODEL_KIND, TRAINER_KIND
 from models_service.training.launch import LaunchPlan, launcher_commands
+from models_service.training.lora import ADAPTER_DIR
 
 SAMPLES_KEY = "samples"  # a step's table of sample generations, beside its metrics
 
@@ -217,8 +218,12 @@ def _finish(job: Job, outcome: dict[str, Any]) -> None:
             job=job,
             metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
         )
+        result = {"model_version": version.name, "metrics": metrics}
+        adapter = Path(outcome["model_dir"]) / ADAPTER_DIR
+        if adapter.is_dir():  # a LoRA job: the adapter itself, beside the merged weights
+            result["adapter"] = str(adapter)
         job_succeed(
             job_id=job.pk,
-            result={"model_version": version.name, "metrics": metrics},
+            result=result,
             message=f"Trained {version.name}; the inference service serves it now.",
         )
