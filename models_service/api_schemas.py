@@ -42,6 +42,17 @@ class CompletionRequest(BaseModel):
     seed: int | None = None
     stop: Any = None
     logprobs: int | None = None
+    # vLLM's extension: each choice also carries its token ids (with the EOS that ended it).
+    return_token_ids: bool | None = None
+
+
+class CollectiveRpcRequest(BaseModel):
+    """vLLM's development endpoint `POST /collective_rpc` (VLLM_SERVER_DEV_MODE=1): a method
+    run on every worker; ours knows `reload_weights` (read the served weights from disk again)."""
+
+    method: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
 
 
 class ChatMessage(BaseModel):
@@ -181,7 +192,9 @@ def chat_choice(index: int, row: SampledRow) -> dict:
     }
 
 
-def text_choice(index: int, row: SampledRow, tokenizer) -> dict:
+def text_choice(index: int, row: SampledRow, tokenizer, *, token_ids: bool = False) -> dict:
+    """One choice of a completion; with `token_ids`, the sampled ids as vLLM gives them (the EOS
+    that ended the row included)."""
     logprobs = None
     if row.logprobs is not None:
         tokens = [tokenizer.decode([token]) for token in row.token_ids]
@@ -200,9 +213,13 @@ def text_choice(index: int, row: SampledRow, tokenizer) -> dict:
             "top_logprobs": top,
             "text_offset": offsets,
         }
-    return {
+    choice = {
         "index": index,
         "text": row.text,
         "finish_reason": row.finish_reason,
         "logprobs": logprobs,
     }
+    if token_ids:
+        eos = [] if row.eos_token_id is None else [row.eos_token_id]
+        choice["token_ids"] = [*row.token_ids, *eos]
+    return choice

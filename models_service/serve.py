@@ -3,7 +3,9 @@
 Run: `python -m models_service.serve --host 127.0.0.1 --port 8100`.
 
 Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,
-POST /v1/score (rewards from a reward model), GET /v1/stats (batching counters). Every error has
+POST /v1/score (rewards from a reward model), GET /v1/stats (batching counters), and with
+LABELAPP_DEV_ENDPOINTS=1 (vLLM's VLLM_SERVER_DEV_MODE=1) POST /collective_rpc for
+`reload_weights`, which RL rollouts call after writing new policy weights. Every error has
 the OpenAI shape `{"error": {"message", "type", "code", "param"}}`.
 """
 
@@ -24,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from models_service.api_schemas import (
     ApiError,
     ChatRequest,
+    CollectiveRpcRequest,
     CompletionRequest,
     ScoreRequest,
     chat_choice,
@@ -112,6 +115,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         scores = await run_in_threadpool(_score, loaded, body.texts, settings.max_prompt_tokens)
         data = [{"index": i, "score": s} for i, s in enumerate(scores)]
         return {"object": "list", "model": body.model, "data": data}
+
+    if settings.dev_endpoints:
+
+        @app.post("/collective_rpc")
+        async def collective_rpc(body: CollectiveRpcRequest) -> dict:
+            """vLLM's development endpoint, for the methods a trainer uses: `reload_weights`
+            reads every served model's weights from its directory again (the trainer has just
+            written new ones there), as vLLM's `reload_weights` does for its one model."""
+            if body.method != "reload_weights":
+                raise invalid(
+                    f"Unknown method {body.method!r}; this service runs reload_weights.",
+                    param="method",
+                )
+            reloaded = await run_in_threadpool(registry.reload_weights)
+            return {"results": [{"reloaded": reloaded}]}
 
     return app
 
@@ -212,7 +230,11 @@ async def _complete(
         kind, prefix = "chat.completion", "chatcmpl"
     else:
         tokenizer = loaded.tokenizer
-        choices = [text_choice(index, row, tokenizer) for index, row in enumerate(sampled)]
+        with_ids = bool(getattr(body, "return_token_ids", False))
+        choices = [
+            text_choice(index, row, tokenizer, token_ids=with_ids)
+            for index, row in enumerate(sampled)
+        ]
         kind, prefix = "text_completion", "cmpl"
     return {
         "id": f"{prefix}-{uuid.uuid4().hex}",

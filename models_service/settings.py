@@ -25,6 +25,7 @@ class ServiceSettings:
     batch_window_ms: float = 8.0
     batch_max_rows: int = 64
     max_loaded_models: int = 4
+    dev_endpoints: bool = False
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -41,4 +42,5 @@ class ServiceSettings:
             batch_window_ms=float(env("LABELAPP_BATCH_WINDOW_MS", "8")),
             batch_max_rows=int(env("LABELAPP_BATCH_MAX_ROWS", "64")),
             max_loaded_models=int(env("LABELAPP_MAX_LOADED_MODELS", "4")),
+            dev_endpoints=env("LABELAPP_DEV_ENDPOINTS", "0") == "1",
         )

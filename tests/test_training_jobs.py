@@ -13,7 +13,11 @@ from annotations.errors import ApplicationError
 from annotations.models import DatasetExport, Job, JobMetric, ModelVersion
 from annotations.services.model_versions import model_versions_ensure_builtin
 from annotations.services.training import MAX_ATTEMPTS, training_jobs_reap, training_start
-from models_service.training.synthetic import synthetic_rankings, synthetic_sft_rows
+from models_service.training.synthetic import (
+    synthetic_prompts,
+    synthetic_rankings,
+    synthetic_sft_rows,
+)
 from tests.jobs import wait_for
 
 
@@ -190,6 +194,7 @@ def test_stale_job_is_queued_again_and_finishes(
 def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_path):
     rankings = rm_snapshot(project, tmp_path)
     sft = snapshot(project, "sft", {"train": synthetic_sft_rows(4)}, tmp=tmp_path)
+    prompts = snapshot(project, "ppo_prompts", {"train": synthetic_prompts(4)}, tmp=tmp_path)
     cases = [
         ({"kind": "sft", "dataset": rankings}, "SFT training trains on a finished SFT"),
         (
@@ -226,6 +231,15 @@ def test_bad_training_requests_change_nothing(builtin, project, engineer, tmp_pa
         (
             {"kind": "reward", "dataset": rankings, "launch": {"processes": "two"}},
             "processes and main_port are whole numbers",
+        ),
+        (
+            {
+                "kind": "ppo",
+                "dataset": prompts,
+                "reward_model": builtin["tiny-rm"],
+                "hyperparameters": {"rollout_backend": "server"},
+            },
+            "rollout_backend server needs a rollout server: an admin sets LABELAPP_ROLLOUT_URL",
         ),
     ]
     for kwargs, message in cases:

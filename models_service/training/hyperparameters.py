@@ -71,7 +71,9 @@ class PpoHyperparameters:
     `minibatch_size` episodes make one optimiser step, accumulated over `micro_batch_size` episodes
     per forward (None: the whole minibatch). `value_learning_rate` None: the policy's rate.
     `missing_eos_penalty` is subtracted from the reward of responses that hit the token limit.
-    `sample_every` steps, `samples_shown` generations go to the job page's samples table."""
+    `sample_every` steps, `samples_shown` generations go to the job page's samples table.
+    `rollout_backend` "server" samples on the rollout server (vLLM) that the site is configured
+    with, reloading the policy's weights there every `rollout_sync_every` steps."""
 
     learning_rate: float = 1e-5
     value_learning_rate: float | None = None
@@ -100,6 +102,8 @@ class PpoHyperparameters:
     sample_every: int = 10
     samples_shown: int = 4
     activation_checkpointing: bool = False
+    rollout_backend: str = "local"
+    rollout_sync_every: int = 1
     lora_rank: int = 0
     lora_alpha: int = 16
     lora_dropout: float = 0.0

@@ -35,6 +35,7 @@ from models_service.training.ppo_rollout import Models, Rollout, TokenValueModel
 from models_service.training.ppo_update import PtxStream, ppo_update, seeded_order
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
+from models_service.training.rollout_server import RolloutServer
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
@@ -224,6 +225,11 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     def reduce(tensor):
         return accelerator.reduce(tensor, reduction="sum")
 
+    server = RolloutServer.from_spec(spec.rollout) if hp.rollout_backend == "server" else None
+    if hp.rollout_backend == "server" and server is None:
+        raise ValueError("rollout_backend server needs a rollout server in the spec")
+    synced_at: int | None = None
+
     while step < total:
         if any_rank(accelerator, spec.cancel_requested()):
             save_checkpoint()
@@ -235,8 +241,19 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
         ]
         seeds = [(spec.seed * 1_000_003 + step) * 100_003 + i for i in range(len(batch))]
         mine, my_seeds = batch[rank::world], seeds[rank::world]
+        if server is not None and (synced_at is None or step - synced_at >= hp.rollout_sync_every):
+            if accelerator.is_main_process:
+                server.publish(accelerator.unwrap_model(models.policy), models.tokenizer)
+            accelerator.wait_for_everyone()
+            synced_at = step
         rollout, diagnostics = collect_rollout(
-            models, mine, seeds=my_seeds, hp=hp, device=device, reduce=reduce if world > 1 else None
+            models,
+            mine,
+            seeds=my_seeds,
+            hp=hp,
+            device=device,
+            reduce=reduce if world > 1 else None,
+            server=server,
         )
         started = time.perf_counter()
         lr = scheduler.get_last_lr()[0]

@@ -20,6 +20,7 @@ from models_service.sampling import SampledRow, encode_prompts, sample
 from models_service.training import ppo_math
 from models_service.training.hyperparameters import PpoHyperparameters
 from models_service.training.lora import base_model
+from models_service.training.rollout_server import RolloutServer
 from models_service.training.scoring import pad_batch, score
 
 
@@ -123,6 +124,14 @@ def response_ids(row: SampledRow) -> list[int]:
     return list(row.token_ids)
 
 
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The policy's EOS ids in order (its generation config may list several)."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    eos = tokenizer.eos_token_id if eos is None else eos
+    return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]) if e is not None]
+
+
 def masked_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of softmax(logits) over the masked positions."""
     logprobs = logits.log_softmax(-1)
@@ -139,6 +148,7 @@ def collect_rollout(
     hp: PpoHyperparameters,
     device,
     reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    server: RolloutServer | None = None,
 ) -> tuple[Rollout, dict[str, Any]]:
     """Sample one response per prompt, score it, and compute KL, advantages and returns.
 
@@ -148,17 +158,28 @@ def collect_rollout(
     With several processes, `reduce` (a sum over ranks) makes the whitening global."""
     start = time.perf_counter()
     models.policy.eval()  # dropout is off either way; eval keeps the KV cache on in generate
-    rows = sample(
-        getattr(models.policy, "module", models.policy),  # the model inside a DDP wrapper
-        models.tokenizer,
-        list(prompts),
-        n=1,
-        max_new_tokens=hp.max_new_tokens,
-        temperature=hp.temperature,
-        seeds=seeds,
-    )
-    generated = time.perf_counter()
+    policy = getattr(models.policy, "module", models.policy)  # the model inside a DDP wrapper
     prompt_ids = encode_prompts(models.tokenizer, prompts)
+    if server is not None:
+        rows = server.sample(
+            prompt_ids,
+            seed=seeds[0],
+            max_new_tokens=hp.max_new_tokens,
+            temperature=hp.temperature,
+            eos_ids=eos_token_ids(policy, models.tokenizer),
+            tokenizer=models.tokenizer,
+        )
+    else:
+        rows = sample(
+            policy,
+            models.tokenizer,
+            prompt_ids,
+            n=1,
+            max_new_tokens=hp.max_new_tokens,
+            temperature=hp.temperature,
+            seeds=seeds,
+        )
+    generated = time.perf_counter()
     input_ids, attention_mask, action = episode_tokens(
         prompt_ids, [response_ids(row) for row in rows], models.tokenizer.pad_token_id, device.name
     )

@@ -46,6 +46,7 @@ class TrainingSpec:
     resume_from: Path | None = None
     cancel_file: Path | None = None
     reward_model: Path | None = None
+    rollout: dict[str, Any] | None = None  # an OpenAI-compatible rollout server (`rollout_server`)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainingSpec:
@@ -69,6 +70,11 @@ class TrainingSpec:
             raise SpecError(f"seed must be an integer; got {seed!r}")
         if kind in ("ppo", "rloo") and not raw.get("reward_model"):
             raise SpecError(f"kind {kind} needs reward_model (a reward model directory)")
+        rollout = raw.get("rollout")
+        if rollout is not None and not (
+            isinstance(rollout, dict) and {"url", "model", "weights_dir"} <= set(rollout)
+        ):
+            raise SpecError("rollout must be null or an object with url, model and weights_dir")
         return cls(
             kind=kind,
             base_model=Path(raw["base_model"]),
@@ -84,6 +90,7 @@ class TrainingSpec:
             resume_from=_optional_path(raw.get("resume_from")),
             cancel_file=_optional_path(raw.get("cancel_file")),
             reward_model=_optional_path(raw.get("reward_model")),
+            rollout=rollout,
         )
 
     def cancel_requested(self) -> bool:

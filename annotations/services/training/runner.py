@@ -24,7 +24,11 @@ from annotations.services.jobs import job_fail, job_log, job_mark_cancelled, job
 from annotations.services.model_versions import model_version_register
 from annotations.services.training.lease import MAX_ATTEMPTS, _Heartbeat, training_claim
 from annotations.services.training.processes import TrainerProcesses, rank_failure
-from annotations.services.training.start import MODEL_KIND, TRAINER_KIND
+from annotations.services.training.start import (
+    MODEL_KIND,
+    TRAINER_KIND,
+    rollout_server_settings,
+)
 from models_service.training.launch import LaunchPlan, launcher_commands
 from models_service.training.lora import ADAPTER_DIR
 
@@ -49,6 +53,9 @@ def _spec(job: Job, output_dir: Path) -> dict[str, Any]:
         "resume_from": job.checkpoint_path or None,
         "cancel_file": str(output_dir / "CANCEL"),
         "reward_model": params.get("reward_model_dir"),
+        "rollout": rollout_server_settings()
+        if params["hyperparameters"].get("rollout_backend") == "server"
+        else None,
     }
 
 

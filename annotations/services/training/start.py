@@ -98,6 +98,39 @@ def _value_problem(type_name: str, value: Any) -> str | None:
     return None
 
 
+def rollout_server_settings() -> dict[str, Any] | None:
+    """The rollout server the site is configured with (LABELAPP_ROLLOUT_URL, _MODEL,
+    _WEIGHTS_DIR, _API_KEY: set by admins, never taken from a request), or None."""
+    import os
+
+    def value(name: str, default: str = "") -> str:
+        return str(getattr(settings, name, None) or os.environ.get(name, default))
+
+    url, weights_dir = value("LABELAPP_ROLLOUT_URL"), value("LABELAPP_ROLLOUT_WEIGHTS_DIR")
+    if not url or not weights_dir:
+        return None
+    return {
+        "url": url,
+        "model": value("LABELAPP_ROLLOUT_MODEL", "policy"),
+        "weights_dir": weights_dir,
+        "api_key": value("LABELAPP_ROLLOUT_API_KEY") or None,
+    }
+
+
+def _check_rollout(hyper: dict[str, Any]) -> None:
+    backend = hyper.get("rollout_backend", "local")
+    if backend not in ("local", "server"):
+        raise ApplicationError(
+            f"rollout_backend is local or server; got {backend!r}.", code="invalid_hyperparameters"
+        )
+    if backend == "server" and rollout_server_settings() is None:
+        raise ApplicationError(
+            "rollout_backend server needs a rollout server: an admin sets LABELAPP_ROLLOUT_URL "
+            "and LABELAPP_ROLLOUT_WEIGHTS_DIR (see README); use local meanwhile.",
+            code="no_rollout_server",
+        )
+
+
 def _check_launch(kind: str, raw: dict[str, Any] | None) -> LaunchPlan:
     try:
         plan = LaunchPlan.from_dict(raw)
@@ -169,6 +202,7 @@ def training_start(
             )
     hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
     plan = _check_launch(TRAINER_KIND[kind], launch)
+    _check_rollout(hyper)
     data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
     if demonstrations is not None:
         data["demonstrations"] = _dataset_file(demonstrations, "train")
