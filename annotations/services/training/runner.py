@@ -178,6 +178,11 @@ def training_run(*, job_id: int, runner: str) -> None:
     if job is None:
         return
     output_dir = _output_dir(job)
+    if job.params.get("backend") == "ray_openrlhf":
+        from annotations.services.training.ray_runner import ray_training_run
+
+        ray_training_run(job, output_dir)
+        return
     while True:
         attempt = _run_child(job, output_dir)
         job.refresh_from_db()
@@ -226,6 +231,8 @@ def _finish(job: Job, outcome: dict[str, Any]) -> None:
             metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
         )
         result = {"model_version": version.name, "metrics": metrics}
+        if "ray_job" in job.result:  # the Ray backend's submission, for its logs on the cluster
+            result["ray_job"] = job.result["ray_job"]
         adapter = Path(outcome["model_dir"]) / ADAPTER_DIR
         if adapter.is_dir():  # a LoRA job: the adapter itself, beside the merged weights
             result["adapter"] = str(adapter)

@@ -131,6 +131,60 @@ def _check_rollout(hyper: dict[str, Any]) -> None:
         )
 
 
+CLUSTER_KEYS = {
+    "nodes",
+    "gpus_per_node",
+    "vllm_engines",
+    "vllm_tensor_parallel",
+    "zero_stage",
+    "colocate",
+    "micro_batch",
+    "bf16",
+}
+
+
+def _check_backend(
+    kind: str, backend: str, plan: LaunchPlan, cluster: dict[str, Any] | None
+) -> None:
+    from annotations.services.training.ray_runner import BACKEND, ray_address
+
+    if backend == "local":
+        if cluster:
+            raise ApplicationError(
+                "Cluster placement applies to the ray_openrlhf backend only.",
+                code="invalid_backend",
+            )
+        return
+    if backend != BACKEND:
+        raise ApplicationError(
+            f"backend is local or {BACKEND}; got {backend!r}.", code="invalid_backend"
+        )
+    if kind not in (JobKind.REWARD, JobKind.PPO):
+        raise ApplicationError(
+            f"The {BACKEND} backend trains reward models and PPO; "
+            f"{JobKind(kind).label} runs on the local backend.",
+            code="invalid_backend",
+        )
+    if not ray_address():
+        raise ApplicationError(
+            "No Ray cluster is configured: an admin sets LABELAPP_RAY_ADDRESS (see README).",
+            code="no_ray_cluster",
+        )
+    if plan.uses_launcher:
+        raise ApplicationError(
+            "Launch settings are for the local backend; the Ray cluster places the job itself "
+            "(cluster settings).",
+            code="invalid_backend",
+        )
+    unknown = sorted(set(cluster or {}) - CLUSTER_KEYS)
+    if unknown:
+        raise ApplicationError(
+            f"Unknown cluster settings {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(CLUSTER_KEYS))}.",
+            code="invalid_backend",
+        )
+
+
 def _check_launch(kind: str, raw: dict[str, Any] | None) -> LaunchPlan:
     try:
         plan = LaunchPlan.from_dict(raw)
@@ -167,11 +221,15 @@ def training_start(
     hyperparameters: dict[str, Any] | None = None,
     seed: int | None = None,
     launch: dict[str, Any] | None = None,
+    backend: str = "local",
+    cluster: dict[str, Any] | None = None,
 ) -> Job:
     """Check a training request and queue it on the gpu queue. Nothing is created on error.
 
     `launch` chooses how the trainer runs (`models_service.training.launch`): a preset (single,
-    ddp, fsdp, zero2, zero3), processes per host and the hosts of a multi-node job."""
+    ddp, fsdp, zero2, zero3), processes per host and the hosts of a multi-node job. `backend`
+    "ray_openrlhf" sends a reward-model or PPO job to the Ray cluster running OpenRLHF instead,
+    placed by `cluster` (nodes, gpus_per_node, vllm_engines, vllm_tensor_parallel, zero_stage)."""
     if kind not in TRAINER_KIND:
         raise ApplicationError(f"Unknown training kind {kind!r}.", code="invalid_kind")
     if not dataset.ready or dataset.kind != DATA_KIND[kind]:
@@ -203,6 +261,7 @@ def training_start(
     hyper = _check_hyperparameters(TRAINER_KIND[kind], hyperparameters or {})
     plan = _check_launch(TRAINER_KIND[kind], launch)
     _check_rollout(hyper)
+    _check_backend(kind, backend, plan, cluster)
     data = {"train": train_file, "valid": _dataset_file(dataset, "valid")}
     if demonstrations is not None:
         data["demonstrations"] = _dataset_file(demonstrations, "train")
@@ -216,6 +275,8 @@ def training_start(
         "data": data,
         "hyperparameters": hyper,
         "launch": plan.as_dict(),
+        "backend": backend,
+        "cluster": cluster or {},
     }
     with transaction.atomic():
         job = job_create(kind=kind, project=dataset.project, user=user, params=params)
