@@ -76,6 +76,22 @@ class TrainingForm(forms.Form):
         required=False, help_text="PPO-ptx: an SFT snapshot for the log-likelihood term."
     )
     seed = forms.IntegerField(required=False, help_text="Empty: a random seed (recorded).")
+    launch_backend = forms.ChoiceField(
+        label="Backend",
+        choices=[
+            ("local", "Our trainers (accelerate)"),
+            ("ray_openrlhf", "Ray cluster (OpenRLHF)"),
+        ],
+        initial="local",
+        help_text="Reward model and PPO can also run on the Ray cluster running OpenRLHF "
+        "(actor, critic, reference and reward over its GPUs, vLLM rollouts, ZeRO-3).",
+    )
+    launch_nodes = forms.IntegerField(
+        label="Ray nodes", min_value=1, initial=1, help_text="Ray backend: nodes per model."
+    )
+    launch_gpus_per_node = forms.IntegerField(
+        label="Ray GPUs per node", min_value=1, initial=8, help_text="Ray backend only."
+    )
     launch_preset = forms.ChoiceField(
         label="Launch",
         choices=list(PRESETS.items()),
@@ -108,6 +124,9 @@ class TrainingForm(forms.Form):
             del self.fields["demonstrations"]
         if kind != "ppo":
             del self.fields["pretrain"]
+        if kind not in ("reward", "ppo"):
+            for name in ("launch_backend", "launch_nodes", "launch_gpus_per_node"):
+                del self.fields[name]
         for field in fields(BY_KIND[kind]):
             default = None if field.default is MISSING else field.default
             self.fields[f"hp_{field.name}"] = _field_for(field.name, str(field.type), default)
@@ -120,6 +139,15 @@ class TrainingForm(forms.Form):
             if value is not None and value != field.default:
                 chosen[field.name] = value
         return chosen
+
+    def backend(self) -> tuple[str, dict[str, Any] | None]:
+        data = self.cleaned_data
+        if data["launch_backend"] == "local":
+            return "local", None
+        return data["launch_backend"], {
+            "nodes": data["launch_nodes"],
+            "gpus_per_node": data["launch_gpus_per_node"],
+        }
 
     def launch(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -308,6 +308,13 @@ def test_dashboard_starts_a_job_with_its_launch_settings(
         "hp_checkpoint_every": 100,
         "hp_warmup_ratio": 0.0,
         "hp_weight_decay": 0.0,
+        "hp_lora_rank": 0,
+        "hp_lora_alpha": 16,
+        "hp_lora_dropout": 0.0,
+        "hp_lora_target_modules": "all-linear",
+        "launch_backend": "local",
+        "launch_nodes": 1,
+        "launch_gpus_per_node": 8,
     }
     page = engineer_client.get(reverse("training_new", args=["test"]) + "?kind=reward")
     assert b"DeepSpeed ZeRO-3" in page.content and b"Processes per host" in page.content

@@ -33,6 +33,18 @@ class TrainingStartApi(APIView):
         pretrain = serializers.IntegerField(required=False, allow_null=True, default=None)
         hyperparameters = serializers.DictField(required=False, default=dict)
         seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+        backend = serializers.ChoiceField(
+            choices=["local", "ray_openrlhf"],
+            default="local",
+            help_text="local: our trainers through accelerate; ray_openrlhf: the Ray cluster "
+            "running OpenRLHF (reward and PPO)",
+        )
+        cluster = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="ray_openrlhf placement: nodes, gpus_per_node, vllm_engines, "
+            "vllm_tensor_parallel, zero_stage, colocate, micro_batch, bf16",
+        )
         launch = serializers.DictField(
             required=False,
             default=dict,
@@ -63,6 +75,8 @@ class TrainingStartApi(APIView):
             hyperparameters=values["hyperparameters"],
             seed=values["seed"],
             launch=values["launch"] or None,
+            backend=values["backend"],
+            cluster=values["cluster"] or None,
         )
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
