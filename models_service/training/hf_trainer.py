@@ -11,6 +11,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from models_service.training.protocol import EventStream, TrainingSpec
+from models_service.training.runtime import peak_memory_mb
 
 
 class ProtocolCallback(TrainerCallback):
@@ -53,7 +54,7 @@ class ProtocolCallback(TrainerCallback):
             return control
         numbers = {self.renames.get(k, k): v for k, v in logs.items() if isinstance(v, int | float)}
         self.metrics = {"loss": numbers.pop("loss"), "lr": numbers.pop("learning_rate", None)}
-        self.metrics.update(numbers)
+        self.metrics.update(numbers, peak_memory_mb=peak_memory_mb())
         step = state.global_step
         samples = None
         if self.samples and self.sample_every and (step == 1 or step % self.sample_every == 0):

@@ -44,6 +44,7 @@ from models_service.training.runtime import (
     ensure_pad_embedding,
     load_tokenizer,
     load_training_state,
+    peak_memory_mb,
     read_jsonl,
     save_training_state,
     seed_everything,
@@ -271,7 +272,12 @@ def train_ppo(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
         scheduler.step()
         step += 1
         metrics = mean_across(accelerator, step_metrics(rollout, diagnostics, losses))
-        metrics.update(lr=lr, episodes=len(batch), time_optimisation=time.perf_counter() - started)
+        metrics.update(
+            lr=lr,
+            episodes=len(batch),
+            time_optimisation=time.perf_counter() - started,
+            peak_memory_mb=peak_memory_mb(),
+        )
         samples = None
         if hp.sample_every and (step % hp.sample_every == 0 or step == 1):
             samples = sample_rows(mine, diagnostics, rollout, hp.samples_shown)

@@ -38,6 +38,7 @@ from models_service.training.runtime import (
     ensure_pad_embedding,
     load_tokenizer,
     load_training_state,
+    peak_memory_mb,
     read_jsonl,
     save_training_state,
     seed_everything,
@@ -224,6 +225,7 @@ def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Out
             "prompts": len(batch),
             "tokens": int(tokens),
             "prompts_per_forward": per_forward,
+            "peak_memory_mb": peak_memory_mb(),
             "epoch": epoch + (position + 1) / steps_per_epoch,
         }
         events.progress(step=step, total=total, metrics=metrics)

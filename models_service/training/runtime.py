@@ -60,6 +60,18 @@ def per_device_batch(batch_size: int, accumulation: int) -> int:
     return batch_size // share
 
 
+def peak_memory_mb() -> float:
+    """Peak memory of this process so far: the GPU's allocations where CUDA is in use, else the
+    process's peak resident set."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's (when installed) and torch's global generators."""
     import torch
