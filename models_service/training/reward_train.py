@@ -72,7 +72,7 @@ def prompts_per_forward(
     model_config, tokenizer, batch: list[RankingExample], *, device: Device, max_length: int
 ) -> int:
     """How many prompts (all K completions each) one forward can hold in the memory left: the
-    budget of tokens over the batch's widest prompt (K x its longest encoded completion)."""
+    budget of tokens over the widest prompt of `batch` (K x its longest encoded completion)."""
     widest, longest = 1, 1
     for example in batch:
         lengths = [
@@ -190,6 +190,10 @@ def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Out
             saved.add(step)
         events.checkpoint(path=target, step=step, metrics=metrics)
 
+    # Sized once, for the widest prompt of the snapshot (every batch then fits).
+    per_forward = hp.prompts_per_forward or prompts_per_forward(
+        config, tokenizer, train, device=device, max_length=hp.max_length
+    )
     order: torch.Tensor | None = None
     while step < total:
         if any_rank(accelerator, spec.cancel_requested()):
@@ -199,9 +203,6 @@ def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Out
         if order is None or position == 0:
             order = _epoch_order(len(train), seed=spec.seed, epoch=epoch)
         batch = [train[i] for i in order[position * per_batch : (position + 1) * per_batch]]
-        per_forward = hp.prompts_per_forward or prompts_per_forward(
-            config, tokenizer, batch, device=device, max_length=hp.max_length
-        )
         loss_sum, right, pairs, tokens, counted = _train_step(
             model,
             tokenizer,

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from annotations.services.training.processes import TrainerProcesses
 from models_service import REPO_ROOT
 from models_service.tiny import ensure_tiny
 from models_service.training.launch import LaunchPlan, launcher_commands, plan_problems
@@ -99,6 +100,21 @@ def test_reward_model_on_two_processes_matches_one(tiny_dirs, tmp_path) -> None:
         e["metrics"]["pairs"] for e in one if e["event"] == "progress"
     ]
     _assert_same_weights(Path(one[-1]["model_dir"]), Path(two[-1]["model_dir"]), learning_rate=LR)
+
+    # Two hosts of one process each (machine ranks 0 and 1, both this machine): one job again.
+    hosts = LaunchPlan(
+        preset="ddp", processes=1, hosts=("127.0.0.1", "127.0.0.1"), main_port=free_port()
+    )
+    spec_path = tmp_path / "hosts.json"
+    spec_path.write_text(json.dumps(spec("hosts")))
+    commands = launcher_commands(hosts, spec_path)
+    assert [c[c.index("--machine_rank") + 1] for c in commands] == ["0", "1"]
+    trainer = TrainerProcesses(commands, tmp_path / "hosts.log")
+    trainer.start()
+    events = list(trainer.events())
+    assert trainer.wait() == [0, 0], trainer.new_log()[-3000:]
+    assert sorted(e["rank"] for e in events if e["event"] == "rank") == [0, 1]
+    assert _losses(events) == pytest.approx(_losses(one), abs=LOSS_TOLERANCE)
 
 
 @pytest.mark.training
