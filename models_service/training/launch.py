@@ -17,6 +17,7 @@ Torch-free: the web app checks a plan before queueing the job.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "ppo": ("single", "ddp"),
 }
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
+# A host goes on an ssh command line: a name or an address, never something ssh reads as an option.
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:]+\]|[0-9A-Fa-f:]+")
 DEFAULT_PORT = 29500
 
 
@@ -105,8 +108,11 @@ def plan_problems(kind: str, plan: LaunchPlan) -> list[str]:
         problems.append("the single preset runs one process: choose ddp, fsdp or a ZeRO preset")
     if not 1024 <= plan.main_port <= 65535:
         problems.append(f"main_port must be 1024 to 65535; got {plan.main_port}")
-    if any(not host or any(c.isspace() for c in host) for host in plan.hosts):
-        problems.append("hosts are names or addresses without spaces, one per machine")
+    if any(not HOST.fullmatch(host) for host in plan.hosts):
+        problems.append(
+            "hosts are host names or IP addresses (letters, digits, dots, dashes; not starting "
+            "with a dash), one per machine"
+        )
     if len(set(plan.hosts)) != len(plan.hosts) and not set(plan.hosts) <= set(LOCAL_HOSTS):
         problems.append("each host appears once")
     return problems

@@ -143,6 +143,10 @@ def test_plans_are_checked_and_turned_into_one_command_per_host(tmp_path) -> Non
     assert "ppo runs under single or ddp" in plan_problems("ppo", LaunchPlan(preset="zero3"))[0]
     assert "single preset runs one process" in plan_problems("sft", LaunchPlan(processes=2))[0]
     assert plan_problems("sft", LaunchPlan(preset="nccl"))[0].startswith("preset must be one of")
+    for host in ("-oProxyCommand=touch /tmp/x", "gpu a", "gpu;a", ""):
+        problems = plan_problems("sft", LaunchPlan(preset="ddp", hosts=("gpu-a", host)))
+        assert problems and problems[0].startswith("hosts are host names or IP addresses"), host
+    assert plan_problems("sft", LaunchPlan(preset="ddp", hosts=("gpu-a.lan", "10.0.0.7"))) == []
     plan = LaunchPlan.from_dict(
         {"preset": "zero3", "processes": 8, "hosts": "gpu-a, gpu-b", "main_port": 29600}
     )
