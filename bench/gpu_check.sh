@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Train the reward model and SFT on a small synthetic snapshot and print the device and throughput
-# (samples/s, tokens/s). Under 5 minutes on one H100; also runs on CPU (smaller sizes, slowly).
+# Train the reward model, SFT and PPO a few steps each on a synthetic snapshot and print the device,
+# throughput (samples/s, tokens/s) and peak memory of each; with --model PATH (a local Hugging Face
+# causal LM, e.g. a 0.5B one), the same three again on that model. A few minutes on one H100; also
+# runs on CPU (smaller sizes, slowly).
 #
-#   bench/gpu_check.sh [--size small|medium]     (default: medium on CUDA, small on CPU)
+#   bench/gpu_check.sh [--size small|medium] [--model PATH]   (size: medium on CUDA, small on CPU)
 #
 # Python: $PYTHON, else .venv/bin/python, else python3. When torch, transformers, trl or datasets
 # are missing it installs them the way the repo pins them: torch==2.13.0 FIRST (alone: anything that
@@ -25,7 +27,7 @@ if ! has torch; then
   echo "installing torch==2.13.0 (the repo's pin) first" >&2
   "${PIP[@]}" "torch==2.13.0"
 fi
-if ! has transformers || ! has trl || ! has datasets || ! has accelerate; then
+if ! has transformers || ! has trl || ! has datasets || ! has accelerate || ! has peft; then
   echo "installing requirements/ml.txt beside the present torch" >&2
   grep -v '^torch==' requirements/ml.txt | "${PIP[@]}" -r /dev/stdin
 fi

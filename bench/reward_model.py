@@ -23,14 +23,10 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models_service.training.protocol import EventStream, TrainingSpec
-from models_service.training.reward import (
-    encode,
-    load_reward_model,
-    prompt_losses,
-    ranking_from_row,
-    train_reward,
-)
+from models_service.training.reward import prompt_losses, ranking_from_row
+from models_service.training.reward_train import train_reward
 from models_service.training.runtime import Device, load_tokenizer, write_jsonl
+from models_service.training.scoring import encode, load_reward_model
 from models_service.training.synthetic import build_llama, pairs_from_rankings, strict_rankings
 
 K = 9

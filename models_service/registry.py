@@ -112,6 +112,14 @@ class ModelRegistry:
                     self._loaded.popitem(last=False)
         return loaded
 
+    def reload_weights(self) -> list[str]:
+        """Forget every loaded model, so that the next request reads its weights from disk again
+        (a trainer wrote new ones into its directory). Returns the names that were loaded."""
+        with self._load_lock, self._lock:
+            names = [name for name, _ in self._loaded]
+            self._loaded.clear()
+        return names
+
     def loaded_names(self) -> list[str]:
         with self._lock:
             return [name for name, _ in self._loaded]

@@ -49,7 +49,8 @@ class SampledRow:
     that produced the stop string, while `text` ends just before it.
 
     `logprobs` are log-probabilities under the model's unmodified distribution (temperature 1,
-    no top-p), like vLLM's default, one per token in `token_ids`.
+    no top-p), like vLLM's default, one per token in `token_ids`. `eos_token_id` is the EOS id that
+    ended the row (a model may have several), None when no EOS ended it.
     """
 
     text: str
@@ -58,6 +59,7 @@ class SampledRow:
     prompt_tokens: int
     logprobs: list[float] | None = None
     top_logprobs: list[dict[int, float]] | None = field(default=None)
+    eos_token_id: int | None = None
 
 
 def random_seed() -> int:
@@ -326,16 +328,17 @@ def _finish_row(
 ) -> SampledRow:
     tokens = generated[: row.max_new_tokens]
     finish: FinishReason = "length"
+    eos_token_id = None
     for position, token in enumerate(tokens):
         if token in eos_ids:
-            tokens, finish = tokens[:position], "stop"
+            tokens, finish, eos_token_id = tokens[:position], "stop", token
             break
     text = tokenizer.decode(tokens, skip_special_tokens=True)
     hit = _first_stop(text, row.stop)
     if hit is not None:
         start, stop_string = hit
         tokens = tokens[: _tokens_covering(tokenizer, tokens, start + len(stop_string))]
-        text, finish = text[:start], "stop"
+        text, finish, eos_token_id = text[:start], "stop", None
     logprobs = top_logprobs = None
     if row.logprobs is not None and chosen is not None:
         logprobs = [float(value) for value in chosen[: len(tokens)]]
@@ -355,6 +358,7 @@ def _finish_row(
         prompt_tokens=len(row.prompt_ids),
         logprobs=logprobs,
         top_logprobs=top_logprobs,
+        eos_token_id=eos_token_id,
     )
 
 

@@ -11,8 +11,9 @@ from django.test import Client
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
-from annotations.models import Project
+from annotations.models import ModelVersion, Project
 from annotations.roles import Role
+from annotations.services.model_versions import model_versions_ensure_builtin
 from tests.factories import LabeledData, ProjectFactory, UserFactory
 from tests.helpers import logged_in, token_client
 from tests.inference import models_dir, service  # noqa: F401  (shared fixtures)
@@ -107,3 +108,10 @@ def celery_worker_live(transactional_db) -> Iterator[object]:
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def builtin(db, settings, models_dir):  # noqa: F811 (the models_dir fixture)
+    settings.LABELAPP_MODELS_DIR = models_dir
+    model_versions_ensure_builtin()
+    return {v.name: v for v in ModelVersion.objects.all()}

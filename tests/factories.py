@@ -37,6 +37,7 @@ from annotations.services.comparisons import comparison_create
 from annotations.services.projects import project_create
 from annotations.services.prompts import prompt_create
 from annotations.services.queue import work_items_create
+from models_service.training.synthetic import synthetic_rankings
 
 PASSWORD = "correct-horse-battery"
 
@@ -387,3 +388,20 @@ class LabeledData:
 
     def submitted(self) -> list[Ranking]:
         return list(Ranking.objects.filter(state="submitted"))
+
+
+def rankings_snapshot(project: Project, *, train: int = 48, valid: int = 16) -> DatasetExport:
+    """A finished K-way rankings snapshot of synthetic rankings (K=4)."""
+    return DatasetExportFactory(
+        project=project,
+        kind="rm_rankings",
+        splits={
+            "train": synthetic_rankings(train, k=4, seed=1),
+            "valid": synthetic_rankings(valid, k=4, seed=2),
+        },
+    )
+
+
+def sft_snapshot(project: Project, rows: list[dict]) -> DatasetExport:
+    """A finished SFT snapshot of these rows."""
+    return DatasetExportFactory(project=project, kind="sft", splits={"train": rows})

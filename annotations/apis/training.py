@@ -12,7 +12,7 @@ from annotations.selectors.access import (
     model_version_get_for_user,
     project_get_for_user,
 )
-from annotations.selectors.training import job_metrics_series
+from annotations.selectors.training import job_metrics_series, job_samples
 from annotations.services.training import training_start
 
 
@@ -33,6 +33,24 @@ class TrainingStartApi(APIView):
         pretrain = serializers.IntegerField(required=False, allow_null=True, default=None)
         hyperparameters = serializers.DictField(required=False, default=dict)
         seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+        backend = serializers.ChoiceField(
+            choices=["local", "ray_openrlhf"],
+            default="local",
+            help_text="local: our trainers through accelerate; ray_openrlhf: the Ray cluster "
+            "running OpenRLHF (reward and PPO)",
+        )
+        cluster = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="ray_openrlhf placement: nodes, gpus_per_node, vllm_engines, "
+            "vllm_tensor_parallel, zero_stage, colocate, micro_batch, bf16",
+        )
+        launch = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text='{"preset": single|ddp|fsdp|zero2|zero3, "processes": per host, '
+            '"hosts": [first (this worker), ...], "main_port"}',
+        )
 
     @extend_schema(request=Input, responses={202: JobOutput}, summary="Start a training job")
     def post(self, request: Request, slug: str) -> Response:
@@ -56,8 +74,23 @@ class TrainingStartApi(APIView):
             pretrain=snapshot(values["pretrain"]),
             hyperparameters=values["hyperparameters"],
             seed=values["seed"],
+            launch=values["launch"] or None,
+            backend=values["backend"],
+            cluster=values["cluster"] or None,
         )
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobSampleRowOutput(serializers.Serializer):
+    prompt = serializers.CharField(allow_blank=True)
+    response = serializers.CharField(allow_blank=True)
+    reward = serializers.FloatField(allow_null=True)
+    ended = serializers.BooleanField(allow_null=True, default=None)
+
+
+class JobSamplesOutput(serializers.Serializer):
+    step = serializers.IntegerField()
+    rows = JobSampleRowOutput(many=True)
 
 
 class JobMetricsApi(APIView):
@@ -71,11 +104,19 @@ class JobMetricsApi(APIView):
 
         steps = serializers.ListField(child=serializers.IntegerField())
         series = serializers.DictField(child=serializers.ListField(allow_null=True))
+        samples = JobSamplesOutput(
+            many=True, help_text="sample generations of the last steps that logged"
+        )
         state = serializers.CharField()
         percent = serializers.IntegerField()
 
-    @extend_schema(responses=Output, summary="A job's metrics per step")
+    @extend_schema(responses=Output, summary="A job's metrics per step and sample generations")
     def get(self, request: Request, pk: int) -> Response:
         job = job_get_for_user(user=request.user, pk=pk)
-        body = {**job_metrics_series(job=job), "state": job.state, "percent": job.percent}
+        body = {
+            **job_metrics_series(job=job),
+            "samples": job_samples(job=job),
+            "state": job.state,
+            "percent": job.percent,
+        }
         return Response(self.Output(body).data)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from models_service.training.hyperparameters import BY_KIND
+from models_service.training.launch import PRESETS
 
 HELP = {
     "learning_rate": "Paper: SFT 9.65e-6 (cosine), RM 9e-6 (cosine), PPO 9.65e-6 (constant).",
@@ -26,6 +27,16 @@ HELP = {
     "reward and KL).",
     "num_generations": "RLOO: samples per prompt (the leave-one-out baseline uses the others).",
     "max_steps": "Stop after this many steps (-1 or empty: run the epochs).",
+    "value_learning_rate": "PPO: the value model's learning rate (empty: the policy's).",
+    "missing_eos_penalty": "Subtracted from the reward of responses that hit the token limit.",
+    "micro_batch_size": "Episodes per forward; gradients accumulate to the minibatch.",
+    "gradient_accumulation_steps": "Forwards per optimisation step (memory against speed).",
+    "activation_checkpointing": "Recompute activations in the backward pass (less memory).",
+    "sample_every": "Steps between tables of sample generations on the job page (0: never).",
+    "lora_rank": "0 trains every weight; above 0, a LoRA adapter of this rank (merged for "
+    "serving, the adapter kept beside).",
+    "lora_target_modules": "all-linear, or comma-separated module names (q_proj,v_proj).",
+    "load_in_4bit": "QLoRA: the frozen base in 4 bits (needs a GPU and bitsandbytes).",
 }
 KIND_CHOICES = [("sft", "SFT"), ("reward", "Reward model"), ("ppo", "PPO-ptx"), ("rloo", "RLOO")]
 
@@ -65,6 +76,42 @@ class TrainingForm(forms.Form):
         required=False, help_text="PPO-ptx: an SFT snapshot for the log-likelihood term."
     )
     seed = forms.IntegerField(required=False, help_text="Empty: a random seed (recorded).")
+    launch_backend = forms.ChoiceField(
+        label="Backend",
+        choices=[
+            ("local", "Our trainers (accelerate)"),
+            ("ray_openrlhf", "Ray cluster (OpenRLHF)"),
+        ],
+        initial="local",
+        help_text="Reward model and PPO can also run on the Ray cluster running OpenRLHF "
+        "(actor, critic, reference and reward over its GPUs, vLLM rollouts, ZeRO-3).",
+    )
+    launch_nodes = forms.IntegerField(
+        label="Ray nodes", min_value=1, initial=1, help_text="Ray backend: nodes per model."
+    )
+    launch_gpus_per_node = forms.IntegerField(
+        label="Ray GPUs per node", min_value=1, initial=8, help_text="Ray backend only."
+    )
+    launch_preset = forms.ChoiceField(
+        label="Launch",
+        choices=list(PRESETS.items()),
+        initial="single",
+        help_text="How the trainer runs: one device, or through accelerate launch: DDP over N "
+        "processes per host, FSDP, DeepSpeed ZeRO-2/3 (SFT, RM, RLOO). PPO: one device or DDP.",
+    )
+    launch_processes = forms.IntegerField(
+        label="Processes per host",
+        min_value=1,
+        max_value=64,
+        initial=1,
+        help_text="Usually one per GPU.",
+    )
+    launch_hosts = forms.CharField(
+        label="Hosts",
+        required=False,
+        help_text="Multi-node: every host of the job, comma-separated, this worker's first "
+        "(the others are reached over ssh and share the media storage). Empty: this machine.",
+    )
 
     def __init__(self, *args: Any, kind: str, choices: dict[str, list], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +124,9 @@ class TrainingForm(forms.Form):
             del self.fields["demonstrations"]
         if kind != "ppo":
             del self.fields["pretrain"]
+        if kind not in ("reward", "ppo"):
+            for name in ("launch_backend", "launch_nodes", "launch_gpus_per_node"):
+                del self.fields[name]
         for field in fields(BY_KIND[kind]):
             default = None if field.default is MISSING else field.default
             self.fields[f"hp_{field.name}"] = _field_for(field.name, str(field.type), default)
@@ -90,8 +140,28 @@ class TrainingForm(forms.Form):
                 chosen[field.name] = value
         return chosen
 
+    def backend(self) -> tuple[str, dict[str, Any] | None]:
+        data = self.cleaned_data
+        if data["launch_backend"] == "local":
+            return "local", None
+        return data["launch_backend"], {
+            "nodes": data["launch_nodes"],
+            "gpus_per_node": data["launch_gpus_per_node"],
+        }
+
+    def launch(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "preset": data["launch_preset"],
+            "processes": data["launch_processes"],
+            "hosts": data.get("launch_hosts") or "",
+        }
+
     def hyperparameter_fields(self) -> list:
         return [self[name] for name in self.fields if name.startswith("hp_")]
 
     def data_fields(self) -> list:
-        return [self[name] for name in self.fields if not name.startswith("hp_")]
+        return [self[name] for name in self.fields if not name.startswith(("hp_", "launch_"))]
+
+    def launch_fields(self) -> list:
+        return [self[name] for name in self.fields if name.startswith("launch_")]

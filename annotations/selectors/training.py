@@ -51,3 +51,14 @@ def job_metrics_series(*, job: Job) -> dict[str, Any]:
         "steps": [step for step, _ in rows],
         "series": {name: [values.get(name) for _, values in rows] for name in names},
     }
+
+
+def job_samples(*, job: Job, steps: int = 5) -> list[dict[str, Any]]:
+    """The tables of sample generations of the last `steps` steps that logged one, newest first:
+    [{"step", "rows": [{"prompt", "response", "reward", "ended"}]}]."""
+    rows = (
+        JobMetric.objects.filter(job=job, values__has_key="samples")
+        .order_by("-step")
+        .values_list("step", "values__samples")[:steps]
+    )
+    return [{"step": step, "rows": samples} for step, samples in rows]

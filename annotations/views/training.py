@@ -32,6 +32,7 @@ def training_new(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         user = request.user
+        backend, cluster = form.backend() if "launch_backend" in form.fields else ("local", None)
         try:
             job = training_start(
                 user=user,
@@ -51,6 +52,9 @@ def training_new(request: HttpRequest, slug: str) -> HttpResponse:
                 else None,
                 hyperparameters=form.hyperparameters(),
                 seed=data["seed"],
+                launch=form.launch(),
+                backend=backend,
+                cluster=cluster,
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)

@@ -108,3 +108,35 @@ def ptx_loss(
     targets = input_ids[:, 1:]
     token_logprobs = logprobs.gather(-1, targets[..., None])[..., 0]
     return -masked_mean(token_logprobs, loss_mask[:, 1:].to(token_logprobs.dtype))
+
+
+def approx_kl(logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor):
+    """Estimate of KL(pi_old || pi) per token from tokens sampled under pi_old: the mean of
+    (rho - 1) - log rho with rho = pi / pi_old (Schulman's k3: unbiased, never negative)."""
+    log_ratio = logprobs - old_logprobs
+    return masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 - Var(R - V) / Var(R) over the masked positions: 1 when the value function predicts the
+    returns, 0 when it does no better than their mean, negative when worse (nan if Var(R) = 0)."""
+    mean = masked_mean(returns, mask)
+    variance = masked_mean((returns - mean) ** 2, mask)
+    error = returns - values
+    error_variance = masked_mean((error - masked_mean(error, mask)) ** 2, mask)
+    if float(variance) == 0.0:
+        return float("nan")
+    return float(1 - error_variance / variance)
+
+
+def masked_stats(name: str, values: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """{name_mean, name_std, name_min, name_max} over the masked positions."""
+    picked = values[mask.bool()]
+    if picked.numel() == 0:
+        return {f"{name}_{stat}": float("nan") for stat in ("mean", "std", "min", "max")}
+    return {
+        f"{name}_mean": float(picked.mean()),
+        f"{name}_std": float(picked.std(unbiased=False)),
+        f"{name}_min": float(picked.min()),
+        f"{name}_max": float(picked.max()),
+    }

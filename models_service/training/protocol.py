@@ -1,7 +1,8 @@
 """The runner <-> trainer protocol: the job spec (JSON) and the events written back (JSON lines).
 
 Every event is one JSON object on one line of the event stream, flushed at once, with an `event`
-field: `progress`, `checkpoint`, `log`, `done`, `error` or `cancelled`. Metric values that are not
+field: `progress`, `checkpoint`, `log`, `done`, `error`, `cancelled`, or `rank` (a process of a
+multi-process job announcing itself). Metric values that are not
 finite numbers are written as null, so every line is strict JSON.
 """
 
@@ -45,6 +46,7 @@ class TrainingSpec:
     resume_from: Path | None = None
     cancel_file: Path | None = None
     reward_model: Path | None = None
+    rollout: dict[str, Any] | None = None  # an OpenAI-compatible rollout server (`rollout_server`)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainingSpec:
@@ -68,6 +70,11 @@ class TrainingSpec:
             raise SpecError(f"seed must be an integer; got {seed!r}")
         if kind in ("ppo", "rloo") and not raw.get("reward_model"):
             raise SpecError(f"kind {kind} needs reward_model (a reward model directory)")
+        rollout = raw.get("rollout")
+        if rollout is not None and not (
+            isinstance(rollout, dict) and {"url", "model", "weights_dir"} <= set(rollout)
+        ):
+            raise SpecError("rollout must be null or an object with url, model and weights_dir")
         return cls(
             kind=kind,
             base_model=Path(raw["base_model"]),
@@ -83,6 +90,7 @@ class TrainingSpec:
             resume_from=_optional_path(raw.get("resume_from")),
             cancel_file=_optional_path(raw.get("cancel_file")),
             reward_model=_optional_path(raw.get("reward_model")),
+            rollout=rollout,
         )
 
     def cancel_requested(self) -> bool:
@@ -125,19 +133,46 @@ def clean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventStream:
-    """Writes protocol events, one JSON object per line, flushed after each."""
+    """Writes protocol events, one JSON object per line, flushed after each (one write each, so
+    the lines of several ranks sharing a pipe do not mix).
 
-    def __init__(self, stream: TextIO) -> None:
+    Under a launcher every rank writes to the same stream: each announces itself once (`rank`),
+    only the main rank (`rank` 0) reports progress, checkpoints, logs and the outcome, and any
+    rank reports its own error (prefixed with its rank when there are several)."""
+
+    def __init__(self, stream: TextIO, *, rank: int = 0, world_size: int = 1) -> None:
         self.stream = stream
+        self.rank, self.world_size = rank, world_size
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, **fields}
-        self.stream.write(json.dumps(record, allow_nan=False) + "\n")
-        self.stream.flush()
+        if self.is_main or event in ("rank", "error"):
+            self.stream.write(json.dumps(record, allow_nan=False) + "\n")
+            self.stream.flush()
         return record
 
-    def progress(self, *, step: int, total: int, metrics: dict[str, Any]) -> None:
-        self.emit("progress", step=step, total=total, metrics=clean_metrics(metrics))
+    def announce(self, *, pid: int, host: str) -> None:
+        """This rank's process, so that the runner can follow every rank."""
+        self.emit("rank", rank=self.rank, world_size=self.world_size, pid=pid, host=host)
+
+    def progress(
+        self,
+        *,
+        step: int,
+        total: int,
+        metrics: dict[str, Any],
+        samples: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """One step's metrics and, every few steps, a table of sample generations (rows of
+        prompt, response, reward, ended)."""
+        fields: dict[str, Any] = {"metrics": clean_metrics(metrics)}
+        if samples:
+            fields["samples"] = [clean_metrics(row) for row in samples]
+        self.emit("progress", step=step, total=total, **fields)
 
     def checkpoint(self, *, path: Path, step: int, metrics: dict[str, Any]) -> None:
         self.emit("checkpoint", path=str(path), step=step, metrics=clean_metrics(metrics))
@@ -149,7 +184,10 @@ class EventStream:
         self.emit("done", model_dir=str(model_dir), metrics=clean_metrics(metrics))
 
     def error(self, message: str) -> None:
-        self.emit("error", message=message)
+        if self.world_size > 1:
+            self.emit("error", message=f"rank {self.rank}: {message}", rank=self.rank)
+        else:
+            self.emit("error", message=message)
 
     def cancelled(self) -> None:
         self.emit("cancelled")

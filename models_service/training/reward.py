@@ -5,41 +5,25 @@ prompt are encoded K-1 times each and the C(K,2) comparisons are shuffled apart;
 the K completions of a prompt in one forward pass and takes the loss over all its pairs
 (reference/instructgpt.md section 5; bench/reward_model.py measures the difference).
 
-Texts are encoded as `tokenizer(prompt + completion)` (the tokenizer's own special tokens, i.e. BOS,
-and no EOS) both for training and for scoring: online RL scores sampled completions without EOS,
-so the reward model must be trained on the same form.
+Texts are encoded by `scoring.encode` both for training and for scoring (see `scoring` for the
+form and the window, which the trained model carries in its config).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from models_service.training.hyperparameters import RewardHyperparameters
-from models_service.training.protocol import EventStream, Outcome, TrainingSpec
-from models_service.training.protocol import parse_hyperparameters as _parse
-from models_service.training.runtime import (
-    FINAL_MODEL_DIR,
-    Device,
-    atomic_directory,
-    capture_rng,
-    checkpoint_path,
-    ensure_pad_embedding,
-    load_tokenizer,
-    load_training_state,
-    read_jsonl,
-    restore_rng,
-    save_training_state,
-    seed_everything,
+from models_service.training.scoring import (
+    encode,
+    pad_batch,
+    raw_rewards,
+    score,
 )
-
-BIAS_KEY = "reward_bias"
 
 
 @dataclass(frozen=True)
@@ -94,67 +78,6 @@ def kway_loss(rewards: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor]) -
     if winners.numel() == 0:
         return rewards.sum() * 0.0
     return -F.logsigmoid(rewards[winners] - rewards[losers]).mean()
-
-
-def encode(tokenizer, prompt: str, completion: str, *, max_length: int) -> list[int]:
-    """Token ids the reward model sees: BOS + prompt + completion, no EOS, the last `max_length`."""
-    text = prompt + completion
-    # A prompt rendered by a chat template already starts with BOS: do not add a second one.
-    bos = tokenizer.bos_token
-    ids = tokenizer(text, add_special_tokens=not (bos and text.startswith(bos))).input_ids
-    return list(ids)[-max_length:]
-
-
-def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, device) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids and attention_mask (the head finds the last non-pad token)."""
-    width = max(len(sequence) for sequence in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        input_ids[row, : len(sequence)] = torch.tensor(list(sequence), dtype=torch.long)
-        attention_mask[row, : len(sequence)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-
-def raw_rewards(model, batch: dict[str, torch.Tensor], *, bf16: bool) -> torch.Tensor:
-    """One scalar per row, in float32, without the demonstration bias."""
-    device_type = batch["input_ids"].device.type
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(**batch).logits
-    return logits.float().squeeze(-1)
-
-
-def reward_bias(model) -> float:
-    """The offset stored in the model's config so that demonstrations score 0 on average."""
-    return float(getattr(model.config, BIAS_KEY, 0.0) or 0.0)
-
-
-@torch.no_grad()
-def score(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    completions: Sequence[str],
-    *,
-    batch_size: int = 32,
-    max_length: int = 512,
-    bf16: bool = False,
-) -> torch.Tensor:
-    """Reward of each (prompt, completion), bias included, encoded exactly as in training."""
-    device = next(model.parameters()).device
-    sequences = [
-        encode(tokenizer, p, c, max_length=max_length)
-        for p, c in zip(prompts, completions, strict=True)
-    ]
-    scores = [
-        raw_rewards(
-            model,
-            pad_batch(sequences[i : i + batch_size], tokenizer.pad_token_id, device),
-            bf16=bf16,
-        )
-        for i in range(0, len(sequences), batch_size)
-    ]
-    return torch.cat(scores).cpu() + reward_bias(model) if scores else torch.zeros(0)
 
 
 def ranking_accuracy(
@@ -215,157 +138,9 @@ def prompt_losses(
         losses.append(kway_loss(own, (winners, losers)))
         right += int((own[winners] > own[losers]).sum())
         total += int(winners.numel())
-    stacked = torch.stack(losses) if losses else rewards.new_zeros(0)
+    # Without pairs: an empty slice that is still part of the graph, so a backward runs anyway.
+    stacked = torch.stack(losses) if losses else rewards[:0]
     return GroupLosses(stacked, right, total, sum(len(s) for s in sequences))
-
-
-def train_reward(spec: TrainingSpec, events: EventStream, device: Device) -> Outcome:
-    """Train, checkpoint every `checkpoint_every` steps and on cancel, then bias and save.
-
-    The loss of a batch is the unweighted mean over its prompts (those with at least one non-tied
-    pair) of each prompt's mean pairwise loss. Resuming from a checkpoint restores model, optimizer,
-    scheduler, RNG and data position (the step; each epoch's order is a function of seed and epoch),
-    so a resumed run repeats the uninterrupted one up to floating-point nondeterminism.
-    """
-    from transformers import AutoModelForSequenceClassification, get_cosine_schedule_with_warmup
-
-    hp = _parse(RewardHyperparameters, spec.hyperparameters)
-    train = [ranking_from_row(row) for row in read_jsonl(spec.data.train)]
-    valid = (
-        [ranking_from_row(row) for row in read_jsonl(spec.data.valid)] if spec.data.valid else []
-    )
-    if not train:
-        raise ValueError(f"{spec.data.train} holds no rankings")
-    per_batch = hp.prompts_per_batch or min(64, math.ceil(len(train) / 16))
-    per_forward = hp.prompts_per_forward or per_batch
-    steps_per_epoch = math.ceil(len(train) / per_batch)
-    total = steps_per_epoch * hp.epochs
-
-    seed_everything(spec.seed)
-    source = spec.resume_from or spec.base_model
-    tokenizer = load_tokenizer(source)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=1, dtype=torch.float32
-    )
-    ensure_pad_embedding(model, tokenizer)
-    model.to(device.name).train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay
-    )
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(hp.warmup_ratio * total), total)
-    step = 0
-    if spec.resume_from:
-        state = load_training_state(spec.resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"])
-        step = state["step"]
-        events.log(f"resumed reward model training at step {step} of {total}")
-
-    metrics: dict[str, Any] = {}
-
-    # Steps whose checkpoint this run holds already (the one it resumed from counts).
-    resumed_here = spec.resume_from and spec.resume_from == checkpoint_path(spec.output_dir, step)
-    saved: set[int] = {step} if resumed_here else set()
-
-    def save_checkpoint() -> None:
-        target = checkpoint_path(spec.output_dir, step)
-        if step not in saved:  # a cancel right after a periodic save: same step, same state
-            with atomic_directory(target) as staging:
-                model.save_pretrained(staging)
-                tokenizer.save_pretrained(staging)
-                save_training_state(
-                    staging,
-                    {
-                        "step": step,
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": capture_rng(),
-                    },
-                )
-            saved.add(step)
-        events.checkpoint(path=target, step=step, metrics=metrics)
-
-    order: torch.Tensor | None = None
-    while step < total:
-        if spec.cancel_requested():
-            save_checkpoint()
-            return Outcome(model_dir=None, metrics=metrics)
-        epoch, position = divmod(step, steps_per_epoch)
-        if order is None or position == 0:
-            order = _epoch_order(len(train), seed=spec.seed, epoch=epoch)
-        batch = [train[i] for i in order[position * per_batch : (position + 1) * per_batch]]
-        counted = sum(1 for example in batch if ranking_pairs(example.rank_groups)[0].numel())
-        loss_sum, right, pairs, tokens = 0.0, 0, 0, 0
-        for start in range(0, len(batch), per_forward):
-            group = prompt_losses(
-                model,
-                tokenizer,
-                batch[start : start + per_forward],
-                max_length=hp.max_length,
-                bf16=device.bf16,
-            )
-            # Each forward group adds its share of the batch mean, so gradients accumulate to it.
-            if group.losses.numel():
-                (group.losses.sum() / counted).backward()
-            loss_sum += float(group.losses.detach().sum())
-            right, pairs, tokens = right + group.right, pairs + group.pairs, tokens + group.tokens
-        torch.nn.utils.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        metrics = {
-            "loss": loss_sum / max(counted, 1),
-            "lr": lr,
-            "accuracy": right / pairs if pairs else float("nan"),
-            "pairs": pairs,
-            "prompts": len(batch),
-            "tokens": tokens,
-            "epoch": epoch + (position + 1) / steps_per_epoch,
-        }
-        events.progress(step=step, total=total, metrics=metrics)
-        if step % hp.checkpoint_every == 0 and step < total:
-            save_checkpoint()
-
-    model.eval()
-    final = _finish(model, tokenizer, spec=spec, hp=hp, valid=valid, device=device, events=events)
-    return Outcome(model_dir=final["model_dir"], metrics={**metrics, **final["metrics"]})
-
-
-def _epoch_order(count: int, *, seed: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(count, generator=generator)
-
-
-def _finish(
-    model, tokenizer, *, spec, hp, valid, device: Device, events: EventStream
-) -> dict[str, Any]:
-    """Set the demonstration bias, measure valid accuracy, save the final model atomically."""
-    metrics: dict[str, Any] = {}
-    if spec.data.demonstrations:
-        prompts, completions = demonstration_pairs(read_jsonl(spec.data.demonstrations), tokenizer)
-        setattr(model.config, BIAS_KEY, 0.0)
-        mean = float(
-            score(
-                model, tokenizer, prompts, completions, max_length=hp.max_length, bf16=device.bf16
-            ).mean()
-        )
-        setattr(model.config, BIAS_KEY, -mean)
-        metrics.update(reward_bias=-mean, demonstrations=len(prompts))
-    else:
-        events.log("no demonstrations given: the reward model keeps a zero bias")
-    if valid:
-        accuracy, pairs = ranking_accuracy(
-            model, tokenizer, valid, max_length=hp.max_length, bf16=device.bf16
-        )
-        metrics.update(valid_accuracy=accuracy, valid_pairs=pairs)
-    target = spec.output_dir / FINAL_MODEL_DIR
-    with atomic_directory(target) as staging:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-    return {"model_dir": target, "metrics": metrics}
 
 
 def demonstration_pairs(rows: Sequence[dict[str, Any]], tokenizer) -> tuple[list[str], list[str]]:
@@ -383,13 +158,3 @@ def demonstration_pairs(rows: Sequence[dict[str, Any]], tokenizer) -> tuple[list
             prompts.append(row["prompt"])
             completions.append(row["completion"])
     return prompts, completions
-
-
-def load_reward_model(model_dir: Path, device: str = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) of a trained reward model, in eval mode; `score` applies its bias."""
-    from transformers import AutoModelForSequenceClassification
-
-    tokenizer = load_tokenizer(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
-    ensure_pad_embedding(model, tokenizer)
-    return model.to(device).eval(), tokenizer

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -25,7 +26,7 @@ Trainer = Callable[[TrainingSpec, EventStream, Device], Outcome]
 def trainer_for(kind: str) -> Trainer:
     """The training function of a job kind, imported only when needed."""
     if kind == "reward":
-        from models_service.training.reward import train_reward
+        from models_service.training.reward_train import train_reward
 
         return train_reward
     if kind == "sft":
@@ -47,7 +48,8 @@ def run_spec(spec: TrainingSpec, events: EventStream, device: Device | None = No
     """Run one job, writing its events; returns the exit status (0 done or cancelled, 1 error)."""
     try:
         device = device or pick_device()
-        events.log(f"{spec.kind} job on {device.name} (bf16={device.bf16})")
+        where = f" x {events.world_size} processes" if events.world_size > 1 else ""
+        events.log(f"{spec.kind} job on {device.name}{where} (bf16={device.bf16})")
         spec.output_dir.mkdir(parents=True, exist_ok=True)
         outcome = trainer_for(spec.kind)(spec, events, device)
     except Exception as error:
@@ -75,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m models_service.training.run SPEC.json", file=sys.stderr)
         return 2
-    events = EventStream(_claim_stdout())
+    # Under `accelerate launch` (torchrun) each process learns its place from the environment.
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    events = EventStream(_claim_stdout(), rank=rank, world_size=world_size)
+    if world_size > 1:
+        events.announce(pid=os.getpid(), host=socket.gethostname())
     try:
         spec = TrainingSpec.from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:

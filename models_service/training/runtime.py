@@ -37,8 +37,39 @@ def pick_device() -> Device:
     import torch
 
     if torch.cuda.is_available():
+        # Under a launcher each process drives the GPU of its local rank.
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         return Device("cuda", bf16=torch.cuda.is_bf16_supported())
     return Device("cpu", bf16=False)
+
+
+def world_size() -> int:
+    """Processes in this job (the launcher sets WORLD_SIZE; 1 without one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_device_batch(batch_size: int, accumulation: int) -> int:
+    """Rows per forward on each process so that one optimisation step sees `batch_size` rows:
+    batch_size / (processes x accumulation steps), which must divide evenly."""
+    share = world_size() * accumulation
+    if batch_size % share:
+        raise ValueError(
+            f"batch_size {batch_size} must be a multiple of processes x "
+            f"gradient_accumulation_steps = {world_size()} x {accumulation}"
+        )
+    return batch_size // share
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process so far: the GPU's allocations where CUDA is in use, else the
+    process's peak resident set."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def seed_everything(seed: int) -> None:
@@ -173,3 +204,25 @@ def ensure_pad_embedding(model, tokenizer) -> None:
     generation_config = getattr(model, "generation_config", None)
     if generation_config is not None:
         generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def disable_dropout(model) -> None:
+    """Turn every dropout of `model` off while leaving it in train mode (activation checkpointing
+    needs train mode). RL needs this: with dropout, the update's log-probs and values are not
+    those of the rollout, so the PPO ratio starts away from 1 and the KL estimate is noise.
+
+    Covers `nn.Dropout` modules and the float `*dropout*` attributes that attention layers read
+    directly (Llama's `attention_dropout`), in the modules and in the config.
+    """
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+    config = getattr(model, "config", None)
+    for name, value in list(vars(config).items()) if config is not None else []:
+        if ("dropout" in name or name.endswith("_pdrop")) and isinstance(value, float):
+            setattr(config, name, 0.0)

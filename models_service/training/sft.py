@@ -17,16 +17,18 @@ from models_service.training.hf_trainer import (
     ProtocolCallback,
     atomic_trainer_class,
     protocol_trainer_args,
+    save_final_model,
 )
 from models_service.training.hyperparameters import SftHyperparameters
+from models_service.training.lora import lora_config, quantization_kwargs
 from models_service.training.protocol import EventStream, Outcome, TrainingSpec
 from models_service.training.protocol import parse_hyperparameters as _parse
 from models_service.training.runtime import (
     FINAL_MODEL_DIR,
     Device,
-    atomic_directory,
     ensure_pad_embedding,
     load_tokenizer,
+    per_device_batch,
     read_jsonl,
     seed_everything,
 )
@@ -54,7 +56,10 @@ def sft_config(spec: TrainingSpec, hp: SftHyperparameters, device: Device, *, ro
         learning_rate=hp.learning_rate,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps,
-        per_device_train_batch_size=min(hp.batch_size, rows),
+        per_device_train_batch_size=per_device_batch(
+            min(hp.batch_size, rows), hp.gradient_accumulation_steps
+        ),
+        gradient_accumulation_steps=hp.gradient_accumulation_steps,
         lr_scheduler_type=hp.lr_scheduler_type,
         warmup_steps=math.ceil(hp.warmup_ratio * _estimated_steps(hp, rows)),
         weight_decay=hp.weight_decay,
@@ -86,7 +91,9 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     valid_rows = sft_rows(read_jsonl(spec.data.valid), spec.data.valid) if spec.data.valid else []
     seed_everything(spec.seed)
     tokenizer = load_tokenizer(spec.base_model)
-    model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.base_model, dtype=torch.float32, **quantization_kwargs(hp)
+    )
     ensure_pad_embedding(model, tokenizer)
     callback = ProtocolCallback(spec, events)
     from trl import SFTTrainer
@@ -98,6 +105,7 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
         eval_dataset=Dataset.from_list(valid_rows) if valid_rows else None,
         processing_class=tokenizer,
         callbacks=[callback],
+        peft_config=lora_config(hp, task_type="CAUSAL_LM"),
     )
     resume = str(spec.resume_from) if spec.resume_from else None
     trainer.train(resume_from_checkpoint=resume)
@@ -107,9 +115,7 @@ def train_sft(spec: TrainingSpec, events: EventStream, device: Device) -> Outcom
     if valid_rows:
         metrics["valid_loss"] = trainer.evaluate()["eval_loss"]
     target = spec.output_dir / FINAL_MODEL_DIR
-    with atomic_directory(target) as staging:
-        trainer.save_model(str(staging))
-        tokenizer.save_pretrained(staging)
+    save_final_model(trainer, target, tokenizer)
     return Outcome(model_dir=target, metrics=metrics)
 
 

@@ -1,8 +1,10 @@
-// Live charts of a training job's metrics (Chart.js), polling while the job runs.
+// Live charts of a training job's metrics (Chart.js) and its table of sample generations,
+// polling while the job runs. Sample text is untrusted: it is written with textContent only.
 (function () {
   "use strict";
   const section = document.getElementById("job-charts");
   if (!section || typeof Chart === "undefined") return;
+  const diagnostics = document.getElementById("job-diagnostics");
   const url = section.dataset.url;
   const charts = new Map();
   const palette = ["#2456c9", "#b3261e", "#1f7a43", "#9a6700"];
@@ -42,12 +44,49 @@
     }
   }
 
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+  }
+
+  function showSamples(samples) {
+    const box = document.getElementById("job-samples");
+    if (!box) return false;
+    const body = box.querySelector("tbody");
+    const rows = [];
+    samples.forEach((table) => {
+      table.rows.forEach((sample) => {
+        const row = document.createElement("tr");
+        cell(row, String(table.step));
+        cell(row, sample.prompt);
+        cell(row, sample.response);
+        cell(row, sample.reward === null ? "" : Number(sample.reward).toFixed(3));
+        cell(row, sample.ended === null ? "" : sample.ended ? "yes" : "no (no EOS)");
+        rows.push(row);
+      });
+    });
+    body.replaceChildren(...rows);
+    box.hidden = rows.length === 0;
+    return rows.length > 0;
+  }
+
   async function refresh() {
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     if (!response.ok) return false;
     const body = await response.json();
     section.querySelector("[data-empty]").hidden = body.steps.length > 0;
     section.querySelectorAll("canvas").forEach((canvas) => draw(canvas, body.steps, body.series));
+    if (diagnostics) {
+      // Shown before drawing, so that the charts are sized in a visible box.
+      const canvases = diagnostics.querySelectorAll("canvas");
+      const hasSeries = [...canvases].some((canvas) =>
+        canvas.dataset.metrics.split(",").some((name) => body.series[name]),
+      );
+      const hasSamples = showSamples(body.samples || []);
+      diagnostics.hidden = !(hasSeries || hasSamples);
+      canvases.forEach((canvas) => draw(canvas, body.steps, body.series));
+    }
     return ["succeeded", "failed", "cancelled"].includes(body.state);
   }
 

@@ -16,9 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from models_service.sampling import sample
 from models_service.tiny import ensure_tiny
 from models_service.training.protocol import EventStream, TrainingSpec
-from models_service.training.reward import load_reward_model, score
 from models_service.training.run import run_spec
 from models_service.training.runtime import Device, write_jsonl
+from models_service.training.scoring import load_reward_model, score
 from models_service.training.sft import completion_loss
 from models_service.training.synthetic import (
     synthetic_prompts,
@@ -124,6 +124,21 @@ def test_ppo_raises_the_reward_and_reports_kl_and_checkpoints(setup, plain_ppo) 
     assert [e["step"] for e in progress] == list(range(1, 21))
     expected = {"reward", "kl", "policy_loss", "value_loss", "clip_fraction", "ptx_loss"}
     assert expected | {"response_length", "lr", "loss"} <= set(progress[0]["metrics"])
+    diagnostics = {"approx_kl", "entropy", "value_explained_variance", "no_eos_share"}
+    diagnostics |= {f"{n}_{s}" for n in ("advantage", "return") for s in ("mean", "std")}
+    for event in progress:
+        metrics = event["metrics"]
+        assert diagnostics <= set(metrics)
+        assert metrics["approx_kl"] >= 0 and 0 <= metrics["no_eos_share"] <= 1
+        assert metrics["entropy"] > 0 and metrics["return_std"] >= 0
+    # The value function starts as the reward model: it learns to predict the returns.
+    assert progress[-1]["metrics"]["value_explained_variance"] > min(
+        e["metrics"]["value_explained_variance"] for e in progress[:3]
+    )
+    sampled = {e["step"]: e["samples"] for e in progress if "samples" in e}
+    assert sorted(sampled) == [1, 10, 20]
+    assert len(sampled[10]) == 4
+    assert {"prompt", "response", "reward", "ended"} == set(sampled[10][0])
     assert progress[0]["metrics"]["kl"] == pytest.approx(0.0, abs=1e-4)
     assert progress[-1]["metrics"]["kl"] > 0.1
     checkpoints = [e for e in plain_ppo if e["event"] == "checkpoint"]
@@ -198,6 +213,18 @@ def test_rloo_runs_through_the_protocol(setup) -> None:
     )
     progress = [e for e in events if e["event"] == "progress"]
     assert [e["step"] for e in progress] == [1, 2]
-    assert {"loss", "lr", "reward", "kl"} <= set(progress[0]["metrics"])
+    metrics = progress[0]["metrics"]
+    assert {"loss", "lr", "reward", "kl", "entropy", "no_eos_share", "advantage_mean"} <= set(
+        metrics
+    )
+    # KL per response, as PPO reports it: the per-token mean times the mean response length.
+    second = progress[1]["metrics"]
+    assert second["kl_per_token"] != 0
+    assert second["kl"] == pytest.approx(
+        second["kl_per_token"] * second["response_length"], rel=1e-4
+    )
+    samples = progress[0]["samples"]
+    assert len(samples) == 4 and {"prompt", "response", "reward", "ended"} == set(samples[0])
+    assert all(isinstance(row["ended"], bool) for row in samples)
     assert events[-1]["event"] == "done"
     assert (Path(events[-1]["model_dir"]) / "model.safetensors").is_file()

@@ -92,3 +92,33 @@ def test_whiten_and_masked_mean_ignore_padding() -> None:
     values, mask = t([1.0, 3.0, 100.0]), t([1, 1, 0])
     assert float(masked_mean(values, mask)) == 2.0
     close(whiten(values, mask), [[-1.0, 1.0, 0.0]], atol=1e-6)
+
+
+def test_approx_kl_estimates_kl_old_new_from_samples_of_old() -> None:
+    from models_service.training.ppo_math import approx_kl
+
+    old = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    new = torch.tensor([0.4, 0.4, 0.2], dtype=torch.float64)
+    exact = float((old * (old / new).log()).sum())
+    draws = torch.multinomial(
+        old, 200_000, replacement=True, generator=torch.Generator().manual_seed(0)
+    )
+    estimate = approx_kl(new.log()[draws][None], old.log()[draws][None], torch.ones(1, len(draws)))
+    assert float(estimate) == pytest.approx(exact, rel=0.03)
+    assert float(approx_kl(old.log()[None], old.log()[None], torch.ones(1, 3))) == 0.0
+
+
+def test_explained_variance_and_masked_stats() -> None:
+    from models_service.training.ppo_math import explained_variance, masked_stats
+
+    returns = t([1.0, 2.0, 3.0, 99.0])
+    mask = t([1.0, 1.0, 1.0, 0.0])
+    assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
+    assert explained_variance(t([2.0, 2.0, 2.0, 0.0]), returns, mask) == pytest.approx(0.0)
+    # Residuals 1, -1, 1: variance 8/9 against the returns' 2/3.
+    values = t([0.0, 3.0, 2.0, 0.0])
+    assert explained_variance(values, returns, mask) == pytest.approx(1 - (8 / 9) / (2 / 3))
+    stats = masked_stats("return", returns, mask)
+    assert stats == pytest.approx(
+        {"return_mean": 2.0, "return_std": math.sqrt(2 / 3), "return_min": 1.0, "return_max": 3.0}
+    )

@@ -18,14 +18,13 @@ from models_service.training.protocol import EventStream, TrainingSpec
 from models_service.training.reward import (
     RankingExample,
     kway_loss,
-    load_reward_model,
     prompt_losses,
     ranking_from_row,
     ranking_pairs,
-    score,
 )
 from models_service.training.run import run_spec
 from models_service.training.runtime import Device, write_jsonl
+from models_service.training.scoring import load_reward_model, score
 from models_service.training.synthetic import (
     pairs_from_rankings,
     strict_rankings,
@@ -156,8 +155,9 @@ def test_reward_model_learns_the_marker_preference_and_demonstrations_score_zero
 
 
 def test_chat_demonstrations_render_the_template_once_without_a_second_bos(tiny_models) -> None:
-    from models_service.training.reward import demonstration_pairs, encode
+    from models_service.training.reward import demonstration_pairs
     from models_service.training.runtime import load_tokenizer
+    from models_service.training.scoring import encode
 
     tokenizer = load_tokenizer(tiny_models[1])
     messages = [
@@ -172,3 +172,38 @@ def test_chat_demonstrations_render_the_template_once_without_a_second_bos(tiny_
     plain_ids = encode(tokenizer, "Hi", " there", max_length=512)
     assert chat_ids.count(tokenizer.bos_token_id) == 1
     assert plain_ids[0] == tokenizer.bos_token_id and tokenizer.eos_token_id not in plain_ids
+
+
+def test_prompts_per_forward_follow_the_memory_left(monkeypatch) -> None:
+    """The reward model's forwards hold as many prompts (all K completions each) as the
+    activations of Korthikanti et al.'s estimate fit in FORWARD_MEMORY_SHARE of free memory."""
+    from types import SimpleNamespace
+
+    from models_service.tiny import build_tokenizer
+    from models_service.training import reward_train
+    from models_service.training.scoring import encode
+
+    config = SimpleNamespace(hidden_size=64, num_attention_heads=4, num_hidden_layers=2)
+    tokenizer = build_tokenizer()
+    batch = [ranking_from_row(row) for row in synthetic_rankings(8, k=4, seed=3)]
+    longest = max(
+        len(encode(tokenizer, e.prompt, c, max_length=512)) for e in batch for c in e.completions
+    )
+    per_token = reward_train.activation_bytes_per_token(config, bf16=False, sequence=longest)
+    assert per_token == 2 * (34 * 64 + 5 * 4 * longest) * 2  # 2 layers, 4 bytes a value
+    device = Device("cpu", bf16=False)
+    sizes = []
+    for free in (10**12, 10**8, 10**5):
+        monkeypatch.setattr(reward_train, "free_bytes", lambda device, free=free: free)
+        sizes.append(
+            reward_train.prompts_per_forward(
+                config, tokenizer, batch, device=device, max_length=512
+            )
+        )
+    assert sizes[0] > sizes[1] > sizes[2] == 1
+    widest = max(
+        len(e.completions)
+        * max(len(encode(tokenizer, e.prompt, c, max_length=512)) for c in e.completions)
+        for e in batch
+    )
+    assert sizes[1] == int(reward_train.FORWARD_MEMORY_SHARE * 10**8 / per_token) // widest
