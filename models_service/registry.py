@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class LoadedModel:
     name: str
     source: str
     kind: ModelKind
-    model: object
-    tokenizer: object
+    model: Any  # a transformers PreTrainedModel (typed loosely by transformers)
+    tokenizer: Any
 
 
 class ModelRegistry:
@@ -178,7 +178,8 @@ def load_model(entry: ModelEntry) -> LoadedModel:
         auto = AutoModelForCausalLM if kind == "causal-lm" else AutoModelForSequenceClassification
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = "auto" if device == "cuda" else torch.float32
-        model = auto.from_pretrained(entry.source, dtype=dtype).to(device).eval()
+        model = auto.from_pretrained(entry.source, dtype=dtype)
+        model = torch.nn.Module.to(model, device).eval()
         tokenizer = AutoTokenizer.from_pretrained(entry.source)
     except Exception as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from transformers import (
@@ -246,9 +246,10 @@ class RowSampler(LogitsProcessor):
         )
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        return perturb_scores(
+        perturbed = perturb_scores(
             scores, temperatures=self.temperatures, top_ps=self.top_ps, generators=self.generators
         )
+        return cast(torch.FloatTensor, perturbed)
 
 
 class LogprobRecorder(LogitsProcessor):
@@ -320,7 +321,7 @@ class RowStoppingCriteria(StoppingCriteria):
             start = max(self.prompt_width, input_ids.shape[1] - self.windows[index])
             tail = self.tokenizer.decode(input_ids[index, start:], skip_special_tokens=True)
             done[index] = any(s in tail for s in stop)
-        return done.to(input_ids.device)
+        return cast(torch.BoolTensor, done.to(input_ids.device))
 
 
 def _finish_row(

@@ -211,7 +211,7 @@ async def _complete(
     seed = random_seed() if body.seed is None else body.seed
     seeds = row_seeds(seed, num_prompts=len(encoded), n=body.n)
     stop = normalize_stop(body.stop, settings)
-    logprobs = None if chat else body.logprobs
+    logprobs = None if isinstance(body, ChatRequest) else body.logprobs
     rows = [
         RowRequest(
             tuple(ids), seeds[p * body.n + i], max_tokens, temperature, top_p, stop, logprobs

@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations.apis.serializers import JobOutput
+from annotations.models import DatasetExport
 from annotations.roles import api_permission
 from annotations.selectors.access import (
     dataset_get_for_user,
@@ -59,13 +60,13 @@ class TrainingStartApi(APIView):
         data.is_valid(raise_exception=True)
         values, user = data.validated_data, request.user
 
-        def snapshot(pk: int | None) -> object:
+        def snapshot(pk: int | None) -> DatasetExport | None:
             return dataset_get_for_user(user=user, project=project, pk=pk) if pk else None
 
         job = training_start(
             user=user,
             kind=values["kind"],
-            dataset=snapshot(values["dataset"]),
+            dataset=dataset_get_for_user(user=user, project=project, pk=values["dataset"]),
             base_model=model_version_get_for_user(user=user, name=values["base_model"]),
             reward_model=model_version_get_for_user(user=user, name=values["reward_model"])
             if values["reward_model"]

@@ -40,6 +40,13 @@ def _judged_by_kl(points: Sequence[CheckpointPoint]) -> list[CheckpointPoint]:
     return sorted((p for p in points if p.gold is not None), key=lambda p: p.kl)
 
 
+def _gold(point: CheckpointPoint) -> float:
+    """The gold rate of a judged point (`_judged_by_kl` keeps only those)."""
+    if point.gold is None:
+        raise ValueError(f"Checkpoint {point.checkpoint!r} has no gold rate.")
+    return point.gold
+
+
 def overoptimisation_marker(*, points: Sequence[CheckpointPoint]) -> OveroptimisationMarker | None:
     """The checkpoint after which the proxy keeps rising while the gold rate falls, or None.
 
@@ -55,10 +62,10 @@ def overoptimisation_marker(*, points: Sequence[CheckpointPoint]) -> Overoptimis
     judged = _judged_by_kl(points)
     for i, onset in enumerate(judged):
         later = judged[i + 1 :]
-        if any(p.gold > onset.gold for p in later):
+        if any(_gold(p) > _gold(onset) for p in later):
             continue
         for candidate in later:
-            fallen = candidate.gold < onset.gold - onset.gold_half_width
+            fallen = _gold(candidate) < _gold(onset) - onset.gold_half_width
             if fallen and candidate.proxy_reward > onset.proxy_reward:
                 return OveroptimisationMarker(onset=onset, evidence=candidate)
     return None

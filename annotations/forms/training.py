@@ -117,7 +117,9 @@ class TrainingForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.kind = kind
         for name in ("dataset", "base_model", "reward_model", "demonstrations", "pretrain"):
-            self.fields[name].choices = choices.get(name, [])
+            field = self.fields[name]
+            assert isinstance(field, forms.ChoiceField)
+            field.choices = choices.get(name, [])
         if kind not in ("ppo", "rloo"):
             del self.fields["reward_model"]
         if kind != "reward":
@@ -127,9 +129,9 @@ class TrainingForm(forms.Form):
         if kind not in ("reward", "ppo"):
             for name in ("launch_backend", "launch_nodes", "launch_gpus_per_node"):
                 del self.fields[name]
-        for field in fields(BY_KIND[kind]):
-            default = None if field.default is MISSING else field.default
-            self.fields[f"hp_{field.name}"] = _field_for(field.name, str(field.type), default)
+        for spec in fields(BY_KIND[kind]):
+            default = None if spec.default is MISSING else spec.default
+            self.fields[f"hp_{spec.name}"] = _field_for(spec.name, str(spec.type), default)
 
     def hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters that differ from the defaults."""

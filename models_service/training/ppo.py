@@ -64,7 +64,7 @@ def load_models(spec: TrainingSpec, device: Device, hp: PpoHyperparameters | Non
     # A LoRA checkpoint holds merged weights: start from the bases, the state restores the rest.
     resume = spec.resume_from if not hp.lora_rank else None
     policy_dir = resume / FINAL_MODEL_DIR if resume else spec.base_model
-    value_dir = resume / VALUE_DIR if resume else spec.reward_model
+    value_dir = resume / VALUE_DIR if resume else spec.reward_model_dir
     tokenizer = load_tokenizer(spec.base_model)
     policy = AutoModelForCausalLM.from_pretrained(
         policy_dir, dtype=torch.float32, **quantization_kwargs(hp)
@@ -77,7 +77,7 @@ def load_models(spec: TrainingSpec, device: Device, hp: PpoHyperparameters | Non
     )
     if not hasattr(classifier, "score"):
         raise ValueError(f"{value_dir}: the value model needs a `score` head (Llama-style RM)")
-    reward, reward_tokenizer = load_reward_model(spec.reward_model, device.name)
+    reward, reward_tokenizer = load_reward_model(spec.reward_model_dir, device.name)
     for model in (policy, reference, classifier):
         disable_dropout(model)
     if hp.activation_checkpointing:
@@ -89,7 +89,7 @@ def load_models(spec: TrainingSpec, device: Device, hp: PpoHyperparameters | Non
         frozen.eval().requires_grad_(False)
     return Models(
         policy=policy.to(device.name),
-        reference=reference.to(device.name),
+        reference=torch.nn.Module.to(reference, device.name),
         value=value.to(device.name),
         reward=reward,
         tokenizer=tokenizer,
@@ -121,7 +121,12 @@ def rank_hyperparameters(hp: PpoHyperparameters, world: int) -> PpoHyperparamete
     uneven = [f"{name} {value}" for name, value in sizes.items() if value % world]
     if uneven:
         raise ValueError(f"{', '.join(uneven)} must be multiples of the {world} processes")
-    return replace(hp, **{name: value // world for name, value in sizes.items()})
+    return replace(
+        hp,
+        batch_size=hp.batch_size // world,
+        minibatch_size=hp.minibatch_size // world,
+        ptx_batch_size=hp.ptx_batch_size // world if hp.ptx_batch_size else hp.ptx_batch_size,
+    )
 
 
 def step_metrics(

@@ -30,7 +30,8 @@ def ptx_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask, loss_mask) of pretraining rows: `{text}` counts every token,
     `{prompt, completion}` only the completion and EOS (the SFT log-likelihood)."""
-    sequences, masks = [], []
+    sequences: list[list[int]] = []
+    masks: list[list[int]] = []
     for row in rows:
         if "text" in row:
             ids = [*tokenizer(row["text"]).input_ids, tokenizer.eos_token_id]
@@ -44,8 +45,8 @@ def ptx_batch(
         masks.append(mask[:max_length])
     batch = pad_batch(sequences, tokenizer.pad_token_id, device)
     loss_mask = torch.zeros_like(batch["input_ids"])
-    for row, mask in enumerate(masks):
-        loss_mask[row, : len(mask)] = torch.tensor(mask)
+    for index, row_mask in enumerate(masks):
+        loss_mask[index, : len(row_mask)] = torch.tensor(row_mask)
     return batch["input_ids"], batch["attention_mask"], loss_mask
 
 
@@ -58,7 +59,7 @@ class PtxStream:
 
     def __init__(self, rows: list[dict[str, Any]], *, seed: int, position: int = 0) -> None:
         self.rows, self.seed, self.position = rows, seed, position
-        self._epoch, self._order = -1, []
+        self._epoch, self._order = -1, list[int]()
 
     def take(self, count: int) -> list[dict[str, Any]]:
         taken = []

@@ -46,6 +46,14 @@ class TrainingSpec:
     resume_from: Path | None = None
     cancel_file: Path | None = None
     reward_model: Path | None = None
+
+    @property
+    def reward_model_dir(self) -> Path:
+        """The reward model of a PPO or RLOO spec (parsing refuses those without one)."""
+        if self.reward_model is None:
+            raise SpecError(f"kind {self.kind} has no reward_model")
+        return self.reward_model
+
     rollout: dict[str, Any] | None = None  # an OpenAI-compatible rollout server (`rollout_server`)
 
     @classmethod

@@ -122,7 +122,8 @@ def prompt_losses(
 ) -> GroupLosses:
     """One forward pass over all K completions of every example, then each prompt's K-way loss."""
     device = next(model.parameters()).device
-    sequences, offsets = [], []
+    sequences: list[list[int]] = []
+    offsets: list[int] = []
     for example in examples:
         offsets.append(len(sequences))
         sequences += [

@@ -118,7 +118,7 @@ def train_rloo(spec: TrainingSpec, events: EventStream, device: Device) -> Outco
         spec.base_model, dtype=torch.float32, **quantization_kwargs(hp)
     )
     ensure_pad_embedding(policy, tokenizer)
-    reward_model, reward_tokenizer = load_reward_model(spec.reward_model, device.name)
+    reward_model, reward_tokenizer = load_reward_model(spec.reward_model_dir, device.name)
     args = RLOOConfig(
         output_dir=str(spec.output_dir / TRAINER_DIR),
         learning_rate=hp.learning_rate,

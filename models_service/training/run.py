@@ -56,7 +56,7 @@ def run_spec(spec: TrainingSpec, events: EventStream, device: Device | None = No
         traceback.print_exc(file=sys.stderr)
         events.error(f"{type(error).__name__}: {error}")
         return 1
-    if outcome.cancelled:
+    if outcome.model_dir is None:  # cancelled
         events.cancelled()
     else:
         events.done(model_dir=outcome.model_dir, metrics=outcome.metrics)

@@ -186,7 +186,7 @@ def build_llama(
         num_attention_heads=4,
         num_key_value_heads=4,
         max_position_embeddings=2048,
-        num_labels=1,
+        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig keyword LlamaConfig passes on
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

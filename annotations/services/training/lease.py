@@ -7,6 +7,7 @@ queued again, up to MAX_ATTEMPTS.
 
 import threading
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from django.db import transaction
@@ -93,7 +94,5 @@ def training_jobs_reap() -> list[int]:
                 f"{job.checkpoint_path or 'the start'}.",
             )
             requeued.append(job.pk)
-            transaction.on_commit(
-                lambda pk=job.pk, kind=job.kind: job_task_send(job_id=pk, kind=kind)
-            )
+            transaction.on_commit(partial(job_task_send, job_id=job.pk, kind=job.kind))
     return requeued

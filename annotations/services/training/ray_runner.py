@@ -82,7 +82,8 @@ class _Follower:
 
     def __init__(self, job: Job, output_dir: Path) -> None:
         self.job, self.output_dir = job, output_dir
-        self.step, self.seen, self.metrics = job.progress_done, 0, {}
+        self.step, self.seen = job.progress_done, 0
+        self.metrics: dict[str, Any] = {}
         self.checkpoint = job.checkpoint_path
 
     def logs(self, text: str) -> None:

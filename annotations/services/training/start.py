@@ -21,19 +21,19 @@ from annotations.services.jobs import code_version, job_create
 from models_service.training.hyperparameters import BY_KIND
 from models_service.training.launch import LaunchPlan, plan_problems
 
-TRAINER_KIND = {
+TRAINER_KIND: dict[str, str] = {
     JobKind.SFT: "sft",
     JobKind.REWARD: "reward",
     JobKind.PPO: "ppo",
     JobKind.RLOO: "rloo",
 }
-DATA_KIND = {
+DATA_KIND: dict[str, str] = {
     JobKind.SFT: ExportKind.SFT,
     JobKind.REWARD: ExportKind.RM_RANKINGS,
     JobKind.PPO: ExportKind.PPO_PROMPTS,
     JobKind.RLOO: ExportKind.PPO_PROMPTS,
 }
-MODEL_KIND = {
+MODEL_KIND: dict[str, str] = {
     JobKind.SFT: ModelKind.POLICY,
     JobKind.REWARD: ModelKind.REWARD,
     JobKind.PPO: ModelKind.POLICY,
