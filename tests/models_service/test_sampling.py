@@ -9,13 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models_service.sampling import (
-    RowRequest,
-    generate_rows,
-    outside_top_p,
-    perturb_scores,
-    sample,
-)
+from models_service.processors import outside_top_p, perturb_scores
+from models_service.sampling import RowRequest, generate_rows, sample
 from models_service.tiny import ensure_tiny
 
 PROMPTS = ["The sea", "Write a short poem about the robot who wanted to learn to paint."]
